@@ -1,0 +1,81 @@
+"""The composition root: every command and group of llmctl, on one screen.
+
+Errors are translated here, once: an LlmctlError becomes one line on stderr
+and its exit code; a traceback only with LLMCTL_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmctl import __version__
+from llmctl.cli import config, generate, models
+from llmctl.cli.options import AppState
+
+app = typer.Typer(
+    name="llmctl",
+    help="One command line for every LLM you use: local Hugging Face models and hosted APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="Config file. Default: $LLMCTL_CONFIG, else ~/.config/llmctl/config.toml."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """One command line for every LLM you use: local Hugging Face models and hosted APIs."""
+    ctx.obj = AppState(config_override=config_file)
+
+
+app.command("generate")(generate.generate)
+app.add_typer(models.app, name="models")
+app.add_typer(config.app, name="config")
+
+
+def main() -> None:
+    """Entry point: run the app and turn our errors into one line and an exit code."""
+    from llmctl.errors import LlmctlError
+
+    debug = os.environ.get("LLMCTL_DEBUG") == "1"
+    try:
+        app(prog_name="llmctl")
+    except LlmctlError as exc:
+        if debug:
+            raise
+        from llmctl.cli import output
+
+        output.error(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: say so briefly
+        if debug:
+            raise
+        from llmctl.cli import output
+
+        output.error(
+            f"Unexpected {type(exc).__name__}: {exc}",
+            "This is a bug in llmctl. Run again with LLMCTL_DEBUG=1 for the traceback and report it.",
+        )
+        sys.exit(1)

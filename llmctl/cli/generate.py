@@ -1,0 +1,151 @@
+"""``llmctl generate``: one prompt in, one answer out."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from llmctl.cli import output
+from llmctl.cli.options import (
+    JsonOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    SeedOpt,
+    SystemOpt,
+    TemperatureOpt,
+    TopPOpt,
+    app_state,
+)
+from llmctl.domain import GenerationRequest
+from llmctl.errors import LlmctlError
+from llmctl.providers.registry import open_provider, resolve
+from llmctl.services.generation import (
+    GenerationResult,
+    GenerationRun,
+    build_messages,
+    compose_prompt,
+    decode_stdin,
+    resolve_params,
+)
+
+EXIT_INTERRUPTED = 130
+
+
+def generate(
+    ctx: typer.Context,
+    prompt: Annotated[
+        str | None, typer.Argument(help="The prompt. Piped stdin is appended after a blank line.")
+    ] = None,
+    model: ModelOpt = None,
+    system: SystemOpt = None,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    seed: SeedOpt = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
+    show_usage: Annotated[bool, typer.Option("--usage", "-u", help="Print token usage to stderr.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a reply to PROMPT.
+
+    Input: with a PROMPT argument and piped stdin, the model gets the argument,
+    a blank line, then stdin (`cat notes.md | llmctl generate "summarize this"`);
+    with only one of them, that one alone. Stdin must be UTF-8.
+
+    Output: the answer streams to stdout, rendered as Markdown on a terminal and
+    as raw text when piped. Usage and errors go to stderr.
+    Exit codes: 0 ok, 1 provider failure, 2 usage/config error, 130 interrupted.
+    """
+    state = app_state(ctx)
+    settings = state.settings()
+    piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
+    text = compose_prompt(prompt, piped)
+    params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    provider = open_provider(resolve(model, settings))
+    request = GenerationRequest(build_messages(text, system), params)
+
+    run = GenerationRun(provider, request)
+    failure: LlmctlError | None = None
+    interrupted = False
+    try:
+        _show(run, as_json=as_json, stream=not no_stream)
+    except KeyboardInterrupt:
+        interrupted = True
+        run.interrupted()
+    except BrokenPipeError:
+        run.interrupted()
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except LlmctlError as exc:
+        failure = exc
+    finally:
+        provider.close()
+
+    result = run.result()
+    if as_json:
+        output.print_json(result_json(result))
+    elif (failure or interrupted) and not output.stdout_is_terminal():
+        output.end_raw_text(result.completion.text)
+    if show_usage:
+        output.status(output.usage_line(result.completion.usage))
+    if failure is not None:
+        raise failure
+    if interrupted:
+        output.status("Interrupted; the text above is what was generated before Ctrl-C.")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _show(run: GenerationRun, *, as_json: bool, stream: bool) -> None:
+    if as_json:
+        for _ in run.deltas():
+            pass
+        return
+    if not output.stdout_is_terminal():
+        if stream:
+            text = output.write_raw_stream(run.deltas())
+        else:
+            text = "".join(run.deltas())
+            sys.stdout.write(text)
+        output.end_raw_text(text)
+        return
+    if not stream:
+        output.markdown("".join(run.deltas()))
+        return
+    with output.live_markdown() as update:
+        text = ""
+        for piece in run.deltas():
+            text += piece
+            update(text)
+
+
+def _silence_stdout() -> None:
+    """After the reader of our pipe went away, drop further writes instead of raising."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def result_json(result: GenerationResult) -> dict[str, Any]:
+    usage = result.completion.usage
+    return {
+        "text": result.completion.text,
+        "model": result.model,
+        "provider": result.provider,
+        "finish_reason": result.completion.finish_reason.value,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "source": usage.source.value,
+            "cached_input_tokens": usage.cached_input_tokens,
+        },
+        "timing": {
+            "first_token_s": None if result.timing.first_token_s is None else round(result.timing.first_token_s, 4),
+            "total_s": round(result.timing.total_s, 4),
+        },
+        "status": result.status.value,
+        "error": None if result.error is None else result.error.message,
+    }

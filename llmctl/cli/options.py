@@ -1,0 +1,50 @@
+"""Option aliases shared by commands, and the per-invocation state the root callback sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmctl.config import Settings, load_settings
+from llmctl.paths import config_path
+
+
+@dataclass
+class AppState:
+    """What the root callback knows: where the config is; the settings, read once."""
+
+    config_override: Path | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return config_path(self.config_override)
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+
+def app_state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState()
+    return root.obj
+
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Alias, PROVIDER/MODEL-ID, or a local model folder. Default: default_model."),
+]
+SystemOpt = Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")]
+TemperatureOpt = Annotated[
+    float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature; 0 is greedy.")
+]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible sampling.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]

@@ -1,0 +1,172 @@
+"""Plain values shared by every layer, and the pure reducer that turns a stream into a result.
+
+Nothing here imports a third-party library: these types cross every boundary
+(providers yield them, services collect them, the CLI renders them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+class CountSource(StrEnum):
+    """Where a token count came from. An unknown count is ``None`` with source UNKNOWN."""
+
+    PROVIDER = "provider"  # the API reported it
+    EXACT = "exact"  # counted with the model's own tokenizer
+    ESTIMATE = "estimate"  # a heuristic, labelled as such
+    UNKNOWN = "unknown"  # nobody knows; the count is None
+
+
+class FinishReason(StrEnum):
+    """Why a generation ended, normalised across providers."""
+
+    STOP = "stop"  # end-of-sequence or a stop sequence
+    LENGTH = "length"  # hit max_tokens
+    INTERRUPTED = "interrupted"  # the user pressed Ctrl-C
+    ERROR = "error"  # the provider failed mid-way
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling parameters; ``None`` means "the provider's or model's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: tuple[Message, ...]
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one call. ``None`` is unknown, never zero."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    source: CountSource = CountSource.UNKNOWN
+    cached_input_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+
+UNKNOWN_USAGE = Usage()
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer. ``tokens`` is how many output tokens it carries, when known."""
+
+    text: str
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class UsageUpdate:
+    """Usage known so far (for example input tokens before any output). Latest wins."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last event of every successful stream."""
+
+    usage: Usage
+    finish_reason: FinishReason
+
+
+StreamEvent = TextDelta | UsageUpdate | Finished
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a call produced: the text, why it ended and what it cost in tokens."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+class CompletionBuilder:
+    """Accumulates stream events; can produce a Completion even if the stream broke off.
+
+    An interrupted or failed call keeps the text already streamed and the usage
+    known so far; output tokens counted per delta make that usage exact for
+    local models.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._usage: Usage = UNKNOWN_USAGE
+        self._delta_tokens: int | None = 0
+        self.finished: Finished | None = None
+
+    def add(self, event: StreamEvent) -> None:
+        if isinstance(event, TextDelta):
+            self._parts.append(event.text)
+            if self._delta_tokens is not None:
+                self._delta_tokens = None if event.tokens is None else self._delta_tokens + event.tokens
+        elif isinstance(event, UsageUpdate):
+            self._usage = event.usage
+        else:
+            self.finished = event
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def partial_usage(self) -> Usage:
+        """Usage for a stream that did not finish: known input, output counted from deltas."""
+        usage = self._usage
+        if usage.output_tokens is None and self._delta_tokens is not None and self._parts:
+            usage = replace(usage, output_tokens=self._delta_tokens)
+        return usage
+
+    def build(self, *, ended: FinishReason | None = None) -> Completion:
+        """The Completion so far; ``ended`` names why it stopped when no Finished came."""
+        if self.finished is not None:
+            return Completion(self.text, self.finished.finish_reason, self.finished.usage)
+        return Completion(self.text, ended or FinishReason.OTHER, self.partial_usage())
+
+
+def collect(events: Iterable[StreamEvent]) -> Completion:
+    """Reduce a whole stream to its Completion."""
+    builder = CompletionBuilder()
+    for event in events:
+        builder.add(event)
+    return builder.build()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model reference: which provider, which model id, and where the name came from."""
+
+    provider: str
+    model_id: str
+    alias: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.alias or f"{self.provider}/{self.model_id}"

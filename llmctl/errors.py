@@ -1,0 +1,77 @@
+"""Typed errors. Every message says what went wrong and how to fix it.
+
+The CLI edge maps each class to an exit code (see ``cli/app.py``); nothing below
+the CLI prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class LlmctlError(Exception):
+    """Base class: a failure the user can act on, shown as one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class UsageError(LlmctlError):
+    """The command line itself is wrong (missing prompt, bad flag value)."""
+
+    exit_code = 2
+
+
+class ConfigError(LlmctlError):
+    """The configuration file is missing a key, has a wrong type or bad syntax."""
+
+    exit_code = 2
+
+
+class ModelNotFoundError(LlmctlError):
+    """A model reference resolves to nothing we can load or call."""
+
+    exit_code = 2
+
+
+class InputError(LlmctlError):
+    """The input given to a model is unusable (bad encoding, too long)."""
+
+    exit_code = 2
+
+
+class ContextLengthError(InputError):
+    """The prompt does not fit in the model's context window."""
+
+    def __init__(self, prompt_tokens: int, context_window: int, *, model: str) -> None:
+        super().__init__(
+            f"The input is {prompt_tokens} tokens but {model} has a context window of {context_window} tokens.",
+            hint="Shorten the input, or pick a model with a larger context window (-m MODEL).",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_window = context_window
+
+
+class MissingDependencyError(LlmctlError):
+    """An optional extra (local models, a vendor SDK) is not installed."""
+
+    exit_code = 1
+
+
+class ProviderError(LlmctlError):
+    """A model backend failed: load error, API error, dropped stream.
+
+    Raised from inside a provider's stream after any text already yielded, so the
+    consumer keeps that text and the usage events it has seen.
+    """
+
+    exit_code = 1
+
+
+class AuthenticationError(ProviderError):
+    """An API key is missing or was rejected."""

@@ -1,0 +1,1 @@
+"""Model backends behind one protocol. Adapters are imported lazily by the registry."""

@@ -1,0 +1,59 @@
+"""The provider protocol every backend implements, and what the registry hands it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from llmctl.config import (
+    AnthropicProviderSettings,
+    HuggingFaceProviderSettings,
+    ModelSettings,
+    OpenAIProviderSettings,
+)
+from llmctl.domain import GenerationRequest, StreamEvent
+
+AnyProviderSettings = HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Everything an adapter needs to serve one model: no adapter reads the config itself."""
+
+    provider_name: str  # the config's name for the provider ("hf", "my-vllm")
+    kind: str  # "huggingface" | "openai" | "anthropic"
+    model_id: str  # repo id, local folder, or the API's model name
+    provider_settings: AnyProviderSettings
+    model_settings: ModelSettings | None = None  # set when the user named an alias
+    alias: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.alias or f"{self.provider_name}/{self.model_id}"
+
+
+class Provider(Protocol):
+    """One model on one backend: a request in, a stream of events out.
+
+    ``stream`` yields TextDelta/UsageUpdate events and ends with exactly one
+    Finished. On failure it raises a ProviderError (or a subclass) after whatever
+    it already yielded; the consumer keeps that text and usage.
+    """
+
+    @property
+    def resolved(self) -> ResolvedModel: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
+
+    def prepare(self) -> None:
+        """Do slow one-time setup (load weights, build a client) before timing starts."""
+        ...
+
+    def context_window(self) -> int | None:
+        """The model's context window in tokens, when known."""
+        ...
+
+    def close(self) -> None:
+        """Release what the provider holds (a loaded model, an HTTP client)."""
+        ...

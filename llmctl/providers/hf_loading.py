@@ -1,0 +1,181 @@
+"""Load a Hugging Face model and tokenizer the way a user's config asks for.
+
+One code path for every local model: the shipped demo model, a folder on disk,
+and a repo already in the standard Hugging Face cache. Safe by default: no
+remote code, safetensors only, no network (``llmctl models download`` fetches).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmctl.config import DType, HuggingFaceProviderSettings, ModelSettings, Quantization
+from llmctl.errors import MissingDependencyError, ModelNotFoundError, ProviderError
+from llmctl.providers.base import ResolvedModel
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The effective loading options: model alias settings over provider settings."""
+
+    dtype: DType = "auto"
+    device_map: str = "auto"
+    quantization: Quantization | None = None
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = False
+    cache_dir: str | None = None
+    context_window: int | None = None
+
+    @classmethod
+    def for_model(cls, resolved: ResolvedModel) -> LoadOptions:
+        provider = resolved.provider_settings
+        if not isinstance(provider, HuggingFaceProviderSettings):
+            raise TypeError("LoadOptions are for Hugging Face providers")
+        model = resolved.model_settings or ModelSettings(provider=resolved.provider_name, id=resolved.model_id)
+        return cls(
+            dtype=model.dtype or provider.dtype,
+            device_map=model.device_map or provider.device_map,
+            quantization=model.quantization or provider.quantization,
+            trust_remote_code=_first_set(model.trust_remote_code, provider.trust_remote_code),
+            allow_pickle_weights=_first_set(model.allow_pickle_weights, provider.allow_pickle_weights),
+            cache_dir=provider.cache_dir,
+            context_window=model.context_window,
+        )
+
+
+def _first_set(value: bool | None, fallback: bool) -> bool:
+    return fallback if value is None else value
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # transformers.PreTrainedModel
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    source: str  # the folder or repo id it came from
+    context_window: int | None
+
+
+def _quiet_libraries() -> None:
+    # bitsandbytes logs on every 8-bit matmul; transformers warns about
+    # generation flags we set on purpose.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def quantization_config(quantization: Quantization | None, compute_dtype: Any) -> Any:
+    """A BitsAndBytesConfig for ``8bit``/``4bit`` (transformers 5 has no ``load_in_8bit=``)."""
+    if quantization is None:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{quantization} quantization needs bitsandbytes.",
+            hint="Install it with: pip install 'llmctl[local]'",
+        ) from exc
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+
+
+def _torch_dtype(dtype: DType) -> Any:
+    if dtype == "auto":
+        return "auto"
+    import torch
+
+    return getattr(torch, dtype)
+
+
+def context_window_of(config: Any) -> int | None:
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _locate(model_id: str, options: LoadOptions) -> str:
+    """A local folder, or the snapshot of a repo in the HF cache; never the network."""
+    if Path(model_id).is_dir():
+        return model_id
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(model_id, local_files_only=True, cache_dir=options.cache_dir)
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        raise ModelNotFoundError(
+            f"Model {model_id!r} is not in the local Hugging Face cache.",
+            hint=f"Download it first: llmctl models download {model_id}",
+        ) from None
+
+
+def load_model(resolved: ResolvedModel) -> LoadedModel:
+    """Load tokenizer and weights for ``resolved`` with its effective options."""
+    _quiet_libraries()
+    options = LoadOptions.for_model(resolved)
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "Local models need torch and transformers.",
+            hint="Install them with: pip install torch 'llmctl[local]'",
+        ) from exc
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    source = _locate(resolved.model_id, options)
+    dtype = _torch_dtype(options.dtype)
+    compute_dtype = torch.float32 if dtype == "auto" else dtype
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "trust_remote_code": options.trust_remote_code,
+        "use_safetensors": None if options.allow_pickle_weights else True,
+        "local_files_only": True,
+    }
+    quant = quantization_config(options.quantization, compute_dtype)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    if _accelerate_available():
+        kwargs["device_map"] = options.device_map
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=options.trust_remote_code, local_files_only=True
+        )
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise ProviderError(
+                f"{resolved.display_name} needs custom code from its repository to load.",
+                hint="Review that code, then set trust_remote_code = true for this model in the config.",
+            ) from exc
+        raise ProviderError(f"Could not load {resolved.display_name}: {exc}") from exc
+    except OSError as exc:
+        message = str(exc)
+        if "safetensors" in message or "model.safetensors" in message:
+            raise ProviderError(
+                f"{resolved.display_name} has no safetensors weights; llmctl loads only safetensors by default.",
+                hint="If you trust the files, set allow_pickle_weights = true for this model in the config.",
+            ) from exc
+        raise ProviderError(f"Could not load {resolved.display_name}: {message}") from exc
+    model.eval()
+    window = options.context_window or context_window_of(model.config)
+    return LoadedModel(model=model, tokenizer=tokenizer, source=source, context_window=window)
+
+
+def _accelerate_available() -> bool:
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        return False
+    return True

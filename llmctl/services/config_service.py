@@ -1,0 +1,101 @@
+"""``llmctl config``: create, show and change the config file, always validated."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from llmctl.config import Settings, parse_settings, read_raw, validate_settings, write_private
+from llmctl.errors import ConfigError, UsageError
+
+STARTER_CONFIG = """\
+# llmctl configuration. Every key, with its default: config.example.toml in the
+# llmctl repository, or `llmctl config show` for the values in effect.
+
+# The model used when -m is not given: an alias below, PROVIDER/MODEL-ID, or a
+# local folder. "demo" is the tiny offline model shipped with llmctl.
+default_model = "demo"
+
+[defaults]            # generation defaults; flags override them
+temperature = 0.7
+top_p = 0.9
+max_tokens = 512
+
+# [providers.hf]      # local models (transformers)
+# device_map = "auto"
+# dtype = "auto"      # auto | float16 | bfloat16 | float32
+
+# [providers.openai]
+# api_key_env = "OPENAI_API_KEY"
+
+# [providers.my-vllm] # any OpenAI-compatible server
+# kind = "openai"
+# base_url = "http://127.0.0.1:8000/v1"
+
+# [models.llama3]     # an alias: llmctl generate -m llama3 "..."
+# provider = "hf"
+# id = "meta-llama/Meta-Llama-3-8B-Instruct"
+# quantization = "8bit"
+"""
+
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def init_config(path: Path, *, force: bool) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists.", hint="Use --force to overwrite it.")
+    parse_settings(STARTER_CONFIG, path)
+    write_private(path, STARTER_CONFIG)
+
+
+def redact(data: Any, key: str = "") -> Any:
+    """Hide anything that could be a secret; names of environment variables stay."""
+    if isinstance(data, dict):
+        return {k: redact(v, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(v, key) for v in data]
+    lowered = key.lower()
+    if isinstance(data, str) and any(w in lowered for w in _SECRET_WORDS) and not lowered.endswith("_env"):
+        return "<redacted>"
+    return data
+
+
+def effective_config(settings: Settings) -> dict[str, Any]:
+    """The settings in effect (file values over defaults), secrets redacted."""
+    dumped = settings.model_dump(mode="json", exclude_none=True)
+    result: dict[str, Any] = redact({k: v for k, v in dumped.items() if v != {}})
+    return result
+
+
+def render_toml(data: dict[str, Any]) -> str:
+    return tomli_w.dumps(data)
+
+
+def parse_value(raw: str) -> Any:
+    """A TOML value when it parses as one (``0.2``, ``true``, ``[1, 2]``), else a string."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def set_value(path: Path, key: str, raw_value: str) -> Any:
+    """Set a dotted KEY in the file, validating the whole config before writing."""
+    parts = [p for p in key.split(".") if p]
+    if not parts or len(parts) != len(key.split(".")):
+        raise UsageError(f"Invalid key {key!r}.", hint="Use a dotted path like defaults.temperature.")
+    data = read_raw(path)
+    value = parse_value(raw_value)
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parts[:-1])} is a value, not a table, in {path}.")
+        node = child
+    node[parts[-1]] = value
+    validate_settings(data, path, tomli_w.dumps(data))
+    write_private(path, tomli_w.dumps(data))
+    return value

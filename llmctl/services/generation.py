@@ -1,0 +1,168 @@
+"""Run one request through a provider: compose the input, stream, time, and collect.
+
+The CLI iterates ``GenerationRun.deltas()`` to show text as it arrives, then asks
+for ``result()``. A run that fails or is interrupted still has a result: the
+text already streamed and the usage known so far.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from llmctl.config import Defaults
+from llmctl.domain import (
+    Completion,
+    CompletionBuilder,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    Message,
+    TextDelta,
+)
+from llmctl.errors import InputError, LlmctlError, UsageError
+from llmctl.providers.base import Provider
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Timing:
+    first_token_s: float | None
+    total_s: float
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    completion: Completion
+    model: str
+    provider: str
+    timing: Timing
+    status: RunStatus
+    error: LlmctlError | None = None
+
+
+def decode_stdin(data: bytes) -> str:
+    """Piped input as text; anything but UTF-8 is an error, not mojibake."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"Standard input is not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r}).",
+            hint="Convert it first, e.g. `iconv -f latin1 -t utf-8 FILE | llmctl generate ...`.",
+        ) from None
+
+
+def compose_prompt(argument: str | None, piped: str | None) -> str:
+    """The prompt from the argument and piped stdin.
+
+    Both: the argument, a blank line, then stdin. Only one: that one alone.
+    Neither (or only whitespace): a usage error.
+    """
+    argument = argument if argument and argument.strip() else None
+    piped = piped if piped and piped.strip() else None
+    if argument and piped:
+        return f"{argument}\n\n{piped}"
+    if argument or piped:
+        return argument or piped or ""
+    raise UsageError(
+        "No prompt given.",
+        hint='Pass it as an argument (llmctl generate "...") or pipe it in (cat file | llmctl generate).',
+    )
+
+
+def build_messages(prompt: str, system: str | None) -> tuple[Message, ...]:
+    messages = [Message("system", system)] if system else []
+    return (*messages, Message("user", prompt))
+
+
+def resolve_params(
+    defaults: Defaults,
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+) -> GenerationParams:
+    """Flags override the config's ``[defaults]``."""
+    return GenerationParams(
+        temperature=defaults.temperature if temperature is None else temperature,
+        top_p=defaults.top_p if top_p is None else top_p,
+        max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
+        seed=defaults.seed if seed is None else seed,
+    )
+
+
+class GenerationRun:
+    """One call: iterate ``deltas()``, then read ``result()`` whatever happened."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        request: GenerationRequest,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._provider = provider
+        self._request = request
+        self._clock = clock
+        self._builder = CompletionBuilder()
+        self._started: float | None = None
+        self._first_token: float | None = None
+        self._ended: float | None = None
+        self._status = RunStatus.OK
+        self._error: LlmctlError | None = None
+
+    def deltas(self) -> Iterator[str]:
+        """Text pieces as they arrive. Re-raises provider errors after recording them."""
+        self._provider.prepare()
+        self._started = self._clock()
+        events = self._provider.stream(self._request)
+        try:
+            for event in events:
+                self._builder.add(event)
+                if isinstance(event, TextDelta) and event.text:
+                    if self._first_token is None:
+                        self._first_token = self._clock()
+                    yield event.text
+        except LlmctlError as exc:
+            self._status, self._error = RunStatus.ERROR, exc
+            raise
+        except (KeyboardInterrupt, GeneratorExit):
+            self._status = RunStatus.INTERRUPTED
+            raise
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+            self._ended = self._clock()
+
+    def interrupted(self) -> None:
+        """Mark the run as stopped by the user (the consumer stopped reading)."""
+        if self._builder.finished is None:
+            self._status = RunStatus.INTERRUPTED
+
+    def result(self) -> GenerationResult:
+        ended = {
+            RunStatus.OK: None,
+            RunStatus.ERROR: FinishReason.ERROR,
+            RunStatus.INTERRUPTED: FinishReason.INTERRUPTED,
+        }[self._status]
+        completion = self._builder.build(ended=ended)
+        start = self._started if self._started is not None else self._clock()
+        end = self._ended if self._ended is not None else self._clock()
+        first = None if self._first_token is None else self._first_token - start
+        resolved = self._provider.resolved
+        return GenerationResult(
+            completion=completion,
+            model=resolved.alias or resolved.model_id,
+            provider=resolved.provider_name,
+            timing=Timing(first_token_s=first, total_s=end - start),
+            status=self._status,
+            error=self._error,
+        )
