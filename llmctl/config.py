@@ -94,6 +94,27 @@ class ModelSettings(_Strict):
     output_price_per_mtok: float | None = Field(default=None, ge=0)
 
 
+class UsageSettings(_Strict):
+    """The usage ledger."""
+
+    store_text: bool = False  # keep prompt and answer text in the ledger
+
+
+class ProviderBudget(_Strict):
+    """Spending limits for one provider, in USD."""
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+
+
+class BudgetSettings(_Strict):
+    """Spending limits in USD; a call is refused once one is spent (``--ignore-budget`` overrides)."""
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    providers: dict[str, ProviderBudget] = Field(default_factory=dict)
+
+
 class Settings(_Strict):
     """The whole config file."""
 
@@ -101,6 +122,8 @@ class Settings(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
 
     @model_validator(mode="before")
     @classmethod

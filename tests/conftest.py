@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,34 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     models = {family: build_tiny_model(family, root / family) for family in ("llama", "mistral", "gemma")}
     models["no-template"] = build_tiny_model("llama", root / "no-template", with_template=False)
     return models
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_llmctl(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``llmctl ARGS`` in-process through ``main()``, the real entry point, with optional stdin bytes."""
+
+    def run(*args: str, stdin: bytes | None = None) -> CliResult:
+        from llmctl.cli.app import main
+
+        stream = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
+        if stdin is None:
+            stream.isatty = lambda: True  # type: ignore[method-assign]
+        monkeypatch.setattr(sys, "stdin", stream)
+        monkeypatch.setattr(sys, "argv", ["llmctl", *args])
+        capfd.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capfd.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import config, generate, models
+from llmctl.cli import bench, chat, config, generate, models, tokens, usage
 from llmctl.cli.options import AppState
 
 app = typer.Typer(
@@ -23,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich help panels cost ~0.1 s of startup (rich, markdown-it, pygments),
+    # which alone would break the `llmctl --help` < 0.15 s budget (benchmarks/startup.py).
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -49,8 +52,12 @@ def root(
 
 
 app.command("generate")(generate.generate)
+app.command("chat")(chat.chat)
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
+app.command("usage")(usage.usage)
+app.add_typer(tokens.app, name="tokens")
+app.command("bench")(bench.bench)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
-from llmctl.services import config_service
+from llmctl.errors import UsageError
 
 app = typer.Typer(help="Create, show and change the config file.", no_args_is_help=True)
 
@@ -20,6 +20,8 @@ def init(
 ) -> None:
     """Write a commented starter config file (mode 0600)."""
     path = app_state(ctx).config_path
+    from llmctl.services import config_service  # lazy: pydantic is slow to import
+
     config_service.init_config(path, force=force)
     output.status(f"Wrote {path}")
 
@@ -34,6 +36,8 @@ def path(ctx: typer.Context) -> None:
 def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the config and print the settings in effect, secrets redacted."""
     state = app_state(ctx)
+    from llmctl.services import config_service  # lazy: pydantic is slow to import
+
     data = config_service.effective_config(state.settings())
     if as_json:
         output.print_json(data)
@@ -48,10 +52,21 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="Dotted key, e.g. defaults.temperature or models.l3.id.")],
-    value: Annotated[str, typer.Argument(help='A TOML value (0.2, true, "text"); bare words are strings.')],
+    pairs: Annotated[
+        list[str],
+        typer.Argument(help='KEY VALUE [KEY VALUE ...]: dotted keys and TOML values (0.2, true, "text").'),
+    ],
 ) -> None:
-    """Set KEY to VALUE; the whole file is validated before it is written."""
+    """Set one or more keys; the whole file is validated before anything is written.
+
+    Values are TOML (0.2, true, [1, 2]); bare words are strings. Several pairs at
+    once create a table in one step:
+    `llmctl config set models.l3.provider hf models.l3.id meta-llama/Meta-Llama-3-8B-Instruct`
+    """
+    if len(pairs) % 2:
+        raise UsageError("config set takes KEY VALUE pairs.", hint="e.g. llmctl config set defaults.temperature 0.2")
     path = app_state(ctx).config_path
-    stored = config_service.set_value(path, key, value)
-    output.status(f"Set {key} = {stored!r} in {path}")
+    from llmctl.services import config_service  # lazy: pydantic is slow to import
+
+    for key, value in config_service.set_values(path, list(zip(pairs[::2], pairs[1::2], strict=True))):
+        output.status(f"Set {key} = {value!r} in {path}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import (
+    IgnoreBudgetOpt,
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
@@ -20,15 +21,10 @@ from llmctl.cli.options import (
 )
 from llmctl.domain import GenerationRequest
 from llmctl.errors import LlmctlError
-from llmctl.providers.registry import open_provider, resolve
-from llmctl.services.generation import (
-    GenerationResult,
-    GenerationRun,
-    build_messages,
-    compose_prompt,
-    decode_stdin,
-    resolve_params,
-)
+
+if TYPE_CHECKING:
+    from llmctl.services.accounting import Accounting
+    from llmctl.services.generation import GenerationResult, GenerationRun
 
 EXIT_INTERRUPTED = 130
 
@@ -47,6 +43,7 @@ def generate(
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
     show_usage: Annotated[bool, typer.Option("--usage", "-u", help="Print token usage to stderr.")] = False,
     as_json: JsonOpt = False,
+    ignore_budget: IgnoreBudgetOpt = False,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -56,19 +53,36 @@ def generate(
 
     Output: the answer streams to stdout, rendered as Markdown on a terminal and
     as raw text when piped. Usage and errors go to stderr.
-    Exit codes: 0 ok, 1 provider failure, 2 usage/config error, 130 interrupted.
+    Every call is recorded in the usage ledger (`llmctl usage`); a spent [budget]
+    refuses the call unless --ignore-budget is given.
+    Exit codes: 0 ok, 1 provider failure, 2 usage/config error or budget spent, 130 interrupted.
     """
+    # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
+    from llmctl.providers.registry import open_provider, resolve
+    from llmctl.services.accounting import record_call
+    from llmctl.services.budget import check_budget
+    from llmctl.services.generation import (
+        GenerationRun,
+        build_messages,
+        compose_prompt,
+        decode_stdin,
+        resolve_params,
+    )
+
     state = app_state(ctx)
     settings = state.settings()
     piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
     text = compose_prompt(prompt, piped)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    provider = open_provider(resolve(model, settings))
+    resolved = resolve(model, settings)
+    for warning in check_budget(settings, resolved, ignore=ignore_budget):
+        output.warning(warning)
+    provider = open_provider(resolved)
     request = GenerationRequest(build_messages(text, system), params)
 
     run = GenerationRun(provider, request)
     failure: LlmctlError | None = None
-    interrupted = False
+    interrupted = broken_pipe = False
     try:
         _show(run, as_json=as_json, stream=not no_stream)
     except KeyboardInterrupt:
@@ -77,24 +91,39 @@ def generate(
     except BrokenPipeError:
         run.interrupted()
         _silence_stdout()
-        raise typer.Exit(0) from None
+        broken_pipe = True
     except LlmctlError as exc:
         failure = exc
     finally:
         provider.close()
 
     result = run.result()
+    accounting = record_call(result, resolved, settings=settings, command="generate", prompt_text=text)
+    if accounting.warning:
+        output.warning(accounting.warning)
+    if broken_pipe:
+        raise typer.Exit(0)
     if as_json:
-        output.print_json(result_json(result))
+        output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
     elif (failure or interrupted) and not output.stdout_is_terminal():
         output.end_raw_text(result.completion.text)
     if show_usage:
-        output.status(output.usage_line(result.completion.usage))
+        output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
         raise failure
     if interrupted:
         output.status("Interrupted; the text above is what was generated before Ctrl-C.")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _cost_text(accounting: Accounting) -> str:
+    from llmctl.services.accounting import format_cost
+
+    if accounting.cost is not None:
+        return f"cost {format_cost(accounting.cost.usd)}"
+    if accounting.price_hint:
+        return f"cost unknown ({accounting.price_hint})"
+    return "cost unknown (token counts unknown)"
 
 
 def _show(run: GenerationRun, *, as_json: bool, stream: bool) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llmctl.config import Settings, load_settings
 from llmctl.paths import config_path
+
+if TYPE_CHECKING:
+    from llmctl.config import Settings
 
 
 @dataclass
@@ -25,6 +27,9 @@ class AppState:
 
     def settings(self) -> Settings:
         if self._settings is None:
+            # pydantic costs ~0.1 s to import: only commands that read the config pay it.
+            from llmctl.config import load_settings
+
             self._settings = load_settings(self.config_path)
         return self._settings
 
@@ -48,3 +53,6 @@ TopPOpt = Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help
 MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible sampling.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+IgnoreBudgetOpt = Annotated[
+    bool, typer.Option("--ignore-budget", help="Make the call even if a [budget] in the config is spent.")
+]

@@ -10,11 +10,12 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from llmctl.domain import Usage
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _stdout: Console | None = None
 _stderr: Console | None = None
@@ -23,6 +24,8 @@ _stderr: Console | None = None
 def out() -> Console:
     global _stdout
     if _stdout is None or _stdout.file is not sys.stdout:
+        from rich.console import Console  # lazy: rich costs startup time commands without output skip
+
         _stdout = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     return _stdout
 
@@ -30,6 +33,8 @@ def out() -> Console:
 def err() -> Console:
     global _stderr
     if _stderr is None or _stderr.file is not sys.stderr:
+        from rich.console import Console
+
         _stderr = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     return _stderr
 
@@ -67,8 +72,8 @@ def format_count(value: int | None) -> str:
     return "unknown" if value is None else f"{value:,}"
 
 
-def usage_line(usage: Usage) -> str:
-    """``Tokens: 12 input, 8 output, 20 total (exact)`` — unknown stays unknown."""
+def usage_line(usage: Usage, cost: str | None = None) -> str:
+    """``Tokens: 12 input, 8 output, 20 total (exact); cost $0.000123`` — unknown stays unknown."""
     line = (
         f"Tokens: {format_count(usage.input_tokens)} input, "
         f"{format_count(usage.output_tokens)} output, "
@@ -76,6 +81,8 @@ def usage_line(usage: Usage) -> str:
     )
     if usage.cached_input_tokens:
         line += f", {usage.cached_input_tokens:,} input tokens cached"
+    if cost:
+        line += f"; {cost}"
     return line
 
 

@@ -30,7 +30,11 @@ class ResolvedModel:
 
     @property
     def display_name(self) -> str:
-        return self.alias or f"{self.provider_name}/{self.model_id}"
+        if self.alias:
+            return self.alias
+        if self.model_id.startswith("/"):  # a local folder names itself
+            return self.model_id
+        return f"{self.provider_name}/{self.model_id}"
 
 
 class Provider(Protocol):

@@ -101,6 +101,19 @@ def context_window_of(config: Any) -> int | None:
     return None
 
 
+def default_hub_cache() -> Path:
+    """The standard Hugging Face cache, from the environment as it is now.
+
+    huggingface_hub reads these variables once, at import; reading them per call keeps
+    ``llmctl models download`` (which writes here) and loading (which reads here) agreeing.
+    """
+    hub_cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if hub_cache:
+        return Path(os.path.expandvars(hub_cache)).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
 def _locate(model_id: str, options: LoadOptions) -> str:
     """A local folder, or the snapshot of a repo in the HF cache; never the network."""
     if Path(model_id).is_dir():
@@ -108,13 +121,31 @@ def _locate(model_id: str, options: LoadOptions) -> str:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    cache_dir = options.cache_dir or str(default_hub_cache())
     try:
-        return snapshot_download(model_id, local_files_only=True, cache_dir=options.cache_dir)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        raise ModelNotFoundError(
-            f"Model {model_id!r} is not in the local Hugging Face cache.",
-            hint=f"Download it first: llmctl models download {model_id}",
-        ) from None
+        return snapshot_download(model_id, local_files_only=True, cache_dir=cache_dir)
+    except LocalEntryNotFoundError as exc:
+        # huggingface_hub >= 1.x calls a snapshot holding only some of the repo's files incomplete
+        # (IncompleteSnapshotError); `llmctl models download` and `hf download --include` make such
+        # snapshots on purpose, and one is usable when it has what transformers loads.
+        snapshot = getattr(exc, "snapshot_path", None)
+        if snapshot and (Path(snapshot) / "config.json").is_file():
+            return str(snapshot)
+        if snapshot:
+            raise ModelNotFoundError(
+                f"The download of {model_id!r} in the Hugging Face cache is incomplete.",
+                hint=f"Finish it with: llmctl models download {model_id}",
+            ) from None
+        raise _not_in_cache(model_id) from None
+    except (FileNotFoundError, OSError, ValueError):
+        raise _not_in_cache(model_id) from None
+
+
+def _not_in_cache(model_id: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"Model {model_id!r} is not in the local Hugging Face cache.",
+        hint=f"Download it first: llmctl models download {model_id}",
+    )
 
 
 def load_model(resolved: ResolvedModel) -> LoadedModel:
@@ -179,3 +210,31 @@ def _accelerate_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+@dataclass
+class LoadedTokenizer:
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    source: str
+    context_window: int | None
+
+
+def load_tokenizer(resolved: ResolvedModel) -> LoadedTokenizer:
+    """Only the tokenizer and config of ``resolved`` (no weights): for counting tokens."""
+    _quiet_libraries()
+    options = LoadOptions.for_model(resolved)
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "Counting tokens for local models needs transformers.",
+            hint="Install it with: pip install torch 'llmctl[local]'",
+        ) from exc
+    source = _locate(resolved.model_id, options)
+    remote = options.trust_remote_code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ProviderError(f"Could not load the tokenizer of {resolved.display_name}: {exc}") from exc
+    return LoadedTokenizer(tokenizer, source, options.context_window or context_window_of(config))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,9 +135,18 @@ class HuggingFaceProvider:
         yield from self.stream_ids(input_ids, request.params)
 
     def stream_ids(
-        self, input_ids: list[int], params: GenerationParams, *, generate_kwargs: dict[str, Any] | None = None
+        self,
+        input_ids: list[int],
+        params: GenerationParams,
+        *,
+        generate_kwargs: dict[str, Any] | None = None,
+        on_ids: Callable[[list[int]], None] | None = None,
     ) -> Iterator[StreamEvent]:
-        """Generate from prompt ids; ``generate_kwargs`` lets callers pass e.g. a KV cache."""
+        """Generate from prompt ids; ``generate_kwargs`` lets callers pass e.g. a KV cache.
+
+        ``on_ids`` gets each batch of generated token ids as it arrives (before its text is
+        yielded), so a caller that keeps a KV cache knows which ids it holds even after an interrupt.
+        """
         loaded = self.loaded
         window = loaded.context_window
         if window is not None and len(input_ids) >= window:
@@ -154,6 +163,8 @@ class HuggingFaceProvider:
         try:
             for ids in run.token_batches():
                 generated.extend(ids)
+                if on_ids is not None:
+                    on_ids(ids)
                 delta = decoder.push(ids)
                 if delta is not None:
                     yield delta

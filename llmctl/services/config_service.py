@@ -82,20 +82,24 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
-def set_value(path: Path, key: str, raw_value: str) -> Any:
-    """Set a dotted KEY in the file, validating the whole config before writing."""
-    parts = [p for p in key.split(".") if p]
-    if not parts or len(parts) != len(key.split(".")):
-        raise UsageError(f"Invalid key {key!r}.", hint="Use a dotted path like defaults.temperature.")
+def set_values(path: Path, pairs: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    """Set dotted KEYs in the file, validating the whole config before writing anything."""
     data = read_raw(path)
-    value = parse_value(raw_value)
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{'.'.join(parts[:-1])} is a value, not a table, in {path}.")
-        node = child
-    node[parts[-1]] = value
-    validate_settings(data, path, tomli_w.dumps(data))
-    write_private(path, tomli_w.dumps(data))
-    return value
+    stored = []
+    for key, raw_value in pairs:
+        parts = key.split(".")
+        if not all(parts):
+            raise UsageError(f"Invalid key {key!r}.", hint="Use a dotted path like defaults.temperature.")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(parts[: depth + 1])} is a value, not a table, in {path}.")
+            node = child
+        value = parse_value(raw_value)
+        node[parts[-1]] = value
+        stored.append((key, value))
+    text = tomli_w.dumps(data)
+    validate_settings(data, path, text)
+    write_private(path, text)
+    return stored

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from llmctl.config import Defaults
 from llmctl.domain import (
     Completion,
     CompletionBuilder,
@@ -20,10 +20,14 @@ from llmctl.domain import (
     GenerationParams,
     GenerationRequest,
     Message,
+    StreamEvent,
     TextDelta,
 )
 from llmctl.errors import InputError, LlmctlError, UsageError
-from llmctl.providers.base import Provider
+
+if TYPE_CHECKING:  # annotations only: importing them pulls in pydantic, which `llmctl --help` skips
+    from llmctl.config import Defaults
+    from llmctl.providers.base import Provider
 
 
 class RunStatus(StrEnum):
@@ -120,10 +124,12 @@ class GenerationRun:
 
     def deltas(self) -> Iterator[str]:
         """Text pieces as they arrive. Re-raises provider errors after recording them."""
-        self._provider.prepare()
-        self._started = self._clock()
-        events = self._provider.stream(self._request)
+        events: Iterator[StreamEvent] = iter(())
         try:
+            # Inside the try: a model that fails to load is a failed run, not an ok one.
+            self._provider.prepare()
+            self._started = self._clock()
+            events = self._provider.stream(self._request)
             for event in events:
                 self._builder.add(event)
                 if isinstance(event, TextDelta) and event.text:

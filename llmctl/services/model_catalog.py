@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, Settings
+from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, HuggingFaceProviderSettings, ModelSettings, Settings
 from llmctl.paths import demo_model_dir
+from llmctl.services.hf_cache import cached_models, find_cached, hub_cache_dir
+from llmctl.services.model_weights import tensor_stats
 
 DEMO_DESCRIPTION = "tiny offline demo model (a toy)"
 DEMO_SWITCH_HINT = (
@@ -24,13 +26,17 @@ class ModelEntry:
     provider: str
     kind: str
     model_id: str
-    source: str  # "built-in" | "alias"
+    source: str  # "built-in" | "alias" | "hf-cache" | "provider" (a hosted provider: NAME/MODEL)
     description: str | None = None
     location: str | None = None  # a local folder, when there is one
     architecture: str | None = None
     context_window: int | None = None
     size_bytes: int | None = None
     is_default: bool = False
+    parameters: int | None = None  # from the safetensors headers
+    quantization: str | None = None  # configured (8bit/4bit) or of a pre-quantized checkpoint
+    input_price_per_mtok: float | None = None  # USD, hosted models, when known
+    output_price_per_mtok: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -59,16 +65,90 @@ def _local_details(folder: Path) -> dict[str, Any]:
         ),
         None,
     )
+    stats = tensor_stats(folder)
     return {
         "location": str(folder),
         "architecture": architectures[0] if architectures else config.get("model_type"),
         "context_window": window,
         "size_bytes": folder_size(folder),
+        "parameters": stats.parameters if stats else None,
+        "quantization": _checkpoint_quantization(config),
     }
 
 
+def _checkpoint_quantization(config: dict[str, Any]) -> str | None:
+    quant = config.get("quantization_config")
+    return str(quant.get("quant_method") or "quantized") if isinstance(quant, dict) else None
+
+
+def _alias_details(settings: Settings, alias: str, model: ModelSettings, kind: str) -> dict[str, Any]:
+    """Folder or HF-cache details of a local alias; the price of a hosted one."""
+    provider = settings.provider(model.provider)
+    if kind != "huggingface":
+        from llmctl.providers.registry import resolve
+        from llmctl.services.pricing import price_for
+
+        price = price_for(resolve(alias, settings))
+        return (
+            {}
+            if price is None
+            else {"input_price_per_mtok": price.input_per_mtok, "output_price_per_mtok": price.output_per_mtok}
+        )
+    local = Path(model.id).expanduser()
+    details: dict[str, Any] = {}
+    if local.is_dir():
+        details = _local_details(local)
+    else:
+        cache_dir = provider.cache_dir if isinstance(provider, HuggingFaceProviderSettings) else None
+        repo = find_cached(hub_cache_dir(cache_dir), model.id)
+        snapshot = repo.snapshot() if repo else None
+        if repo is not None and snapshot is not None:
+            details = {**_local_details(snapshot), "size_bytes": repo.size_on_disk}
+    configured = model.quantization or (
+        provider.quantization if isinstance(provider, HuggingFaceProviderSettings) else None
+    )
+    if configured:
+        details["quantization"] = configured
+    return details
+
+
+def cached_entries(settings: Settings) -> list[ModelEntry]:
+    """Models downloaded into the Hugging Face cache, named ``hf/ORG/NAME``."""
+    provider = settings.provider("hf")
+    cache_dir = provider.cache_dir if isinstance(provider, HuggingFaceProviderSettings) else None
+    configured = provider.quantization if isinstance(provider, HuggingFaceProviderSettings) else None
+    aliases: dict[str, list[str]] = {}
+    for alias, model in settings.models.items():
+        aliases.setdefault(model.id, []).append(alias)
+    entries = []
+    for repo in cached_models(hub_cache_dir(cache_dir)):
+        snapshot = repo.snapshot()
+        details: dict[str, Any] = _local_details(snapshot) if snapshot is not None else {}
+        details["size_bytes"] = repo.size_on_disk
+        if configured:
+            details["quantization"] = configured
+        notes = []
+        if repo.incomplete_bytes or snapshot is None or not (snapshot / "config.json").exists():
+            notes.append(f"incomplete download (resume: llmctl models download {repo.repo_id})")
+        if repo.repo_id in aliases:
+            notes.append("alias: " + ", ".join(sorted(aliases[repo.repo_id])))
+        entries.append(
+            ModelEntry(
+                name=repo.name,
+                provider="hf",
+                kind="huggingface",
+                model_id=repo.repo_id,
+                source="hf-cache",
+                description="; ".join(notes) or None,
+                is_default=settings.default_model == repo.name,
+                **details,
+            )
+        )
+    return entries
+
+
 def list_models(settings: Settings) -> list[ModelEntry]:
-    """The demo model and every configured alias, default first."""
+    """The demo model, every configured alias, the downloaded models, then the hosted providers."""
     entries = [
         ModelEntry(
             name=DEMO_MODEL_ALIAS,
@@ -83,8 +163,7 @@ def list_models(settings: Settings) -> list[ModelEntry]:
     ]
     for alias, model in sorted(settings.models.items()):
         kind = KIND_ALIASES.get(settings.provider(model.provider).kind, settings.provider(model.provider).kind)
-        local = Path(model.id).expanduser()
-        details = _local_details(local) if kind == "huggingface" and local.is_dir() else {}
+        details = _alias_details(settings, alias, model, kind)
         if model.context_window:
             details["context_window"] = model.context_window
         entries.append(
@@ -97,6 +176,32 @@ def list_models(settings: Settings) -> list[ModelEntry]:
                 description=model.description,
                 is_default=settings.default_model == alias,
                 **details,
+            )
+        )
+    return entries + cached_entries(settings) + hosted_provider_entries(settings)
+
+
+HOSTED_HINT = (
+    "A hosted provider takes any model it serves as NAME/MODEL; `llmctl models list --remote NAME` lists them."
+)
+
+
+def hosted_provider_entries(settings: Settings) -> list[ModelEntry]:
+    """One row per hosted provider in the config: any model it serves is ``NAME/MODEL``."""
+    entries = []
+    for name, provider in sorted(settings.providers.items()):
+        if provider.kind not in ("openai", "anthropic"):
+            continue
+        vendor = {"openai": "OpenAI", "anthropic": "Anthropic"}[provider.kind]
+        where = getattr(provider, "base_url", None) or f"the {vendor} API"
+        entries.append(
+            ModelEntry(
+                name=f"{name}/MODEL",
+                provider=name,
+                kind=provider.kind,
+                model_id="(any it serves)",
+                source="provider",
+                description=where,
             )
         )
     return entries

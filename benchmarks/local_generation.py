@@ -1,0 +1,291 @@
+"""Local generation through llmctl against a plain ``model.generate`` on the same model, in the same run.
+
+    .venv/bin/python benchmarks/local_generation.py                    # a 512-wide, 8-layer Llama built here
+    .venv/bin/python benchmarks/local_generation.py --new-tokens 256 --rounds 7
+    .venv/bin/python benchmarks/local_generation.py --model PATH       # any local model folder
+
+Goal (issue 7): llmctl's streaming generation at >= 0.95x the raw tokens/s, and streaming no
+slower than llmctl's non-streaming path.
+
+What runs, on one loaded model, with one prompt and the same parameters (greedy, exactly
+``--new-tokens`` new tokens: ``min_new_tokens`` is set on the model's generation config, so
+end-of-sequence cannot cut a run short):
+
+- ``raw generate``: ``model.generate(input_ids, ...)`` returning all ids at once, called on the
+  main thread and on a worker thread (llmctl generates on a worker thread, and OpenMP's
+  spin-waiting can make the main thread several times slower on a busy machine); the faster
+  of the two is the baseline;
+- ``raw + TextIteratorStreamer``: transformers' own streaming recipe (thread + text streamer),
+  for reference;
+- ``llmctl stream``: ``HuggingFaceProvider.stream(request)``, each text delta written out as it
+  comes (what ``llmctl generate`` does on a pipe);
+- ``llmctl non-stream``: the same stream collected into one text (what ``--no-stream`` does).
+
+Each round runs every variant once, in rotating order, after one warm-up round; a variant's
+figure is the median over rounds of new tokens / wall time of the whole call (prefill included:
+the prompt is short). The prompt goes through the model's chat template once, and the raw
+variants get exactly those ids. The built model is random (its text is noise) but has a real
+BPE tokenizer, so decoding ids to text costs what it costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import describe, load_average, machine, table
+
+GOAL = 0.95
+PROMPT = "Write a long story about a harbour town, its lighthouse keeper and the storm of the century."
+CORPUS = [
+    "The committee met on a grey Tuesday morning to review the harbour expansion plans.",
+    "Engineers described the new breakwater, the dredging schedule and the cost of steel.",
+    "Residents asked about noise, traffic and the old lighthouse that guided fishing boats.",
+    "After lunch the discussion turned to tides, insurance and the migratory birds.",
+    "Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 1000; punctuation: , . ; : ! ? ( ) [ ] { } ' \" - _",
+    "Ünïcödé, emoji 🙂 and CJK 漢字 must survive a round trip through the tokenizer.",
+] * 50
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def build_model(folder: Path, *, hidden: int, layers: int, vocab: int) -> Path:
+    """A randomly initialised Llama with a trained byte-level BPE tokenizer and a chat template."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(CORPUS, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=specials[0], eos_token=specials[1], pad_token=specials[1]
+    )
+    tokenizer.chat_template = LLAMA3_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def bench_model(folder: Path, *, new_tokens: int, rounds: int, label: str) -> dict[str, Any]:
+    import torch
+    from transformers import TextIteratorStreamer
+
+    from llmctl.config import Settings
+    from llmctl.domain import GenerationParams, GenerationRequest, Message, TextDelta, collect
+    from llmctl.providers.hf_provider import HuggingFaceProvider
+    from llmctl.providers.registry import open_provider, resolve
+
+    provider = open_provider(resolve(str(folder), Settings()))
+    assert isinstance(provider, HuggingFaceProvider)
+    provider.prepare()
+    model, tokenizer = provider.loaded.model, provider.loaded.tokenizer
+    # Forces exactly new_tokens in every variant alike: EOS is suppressed until then.
+    model.generation_config.min_new_tokens = new_tokens
+    request = GenerationRequest((Message("user", PROMPT),), GenerationParams(temperature=0, max_tokens=new_tokens))
+    prompt_ids = provider.prompt_ids(request)
+    ids = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)
+    pad = model.generation_config.pad_token_id
+    raw_kwargs: dict[str, Any] = {
+        "attention_mask": torch.ones_like(ids),
+        "max_new_tokens": new_tokens,
+        "do_sample": False,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "pad_token_id": pad,
+    }
+
+    def raw() -> int:
+        with torch.inference_mode():
+            out = model.generate(ids, **raw_kwargs)
+        return int(out.shape[1] - ids.shape[1])
+
+    def raw_in_thread() -> int:
+        # llmctl generates on a worker thread; OpenMP can behave very differently there than on the
+        # main thread (spin-waiting under load), so the baseline is the faster of the two.
+        import threading
+
+        produced: list[int] = []
+        thread = threading.Thread(target=lambda: produced.append(raw()))
+        thread.start()
+        thread.join()
+        return produced[0]
+
+    def raw_streamer() -> int:
+        import threading
+
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def work() -> None:
+            with torch.inference_mode():
+                model.generate(ids, streamer=streamer, **raw_kwargs)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        sink = io.StringIO()
+        for text in streamer:
+            sink.write(text)
+        thread.join()
+        return new_tokens  # min_new_tokens = max_new_tokens: the streamer's text has no count of its own
+
+    def llmctl_stream() -> int:
+        sink = io.StringIO()
+        tokens = 0
+        for event in provider.stream(request):
+            if isinstance(event, TextDelta):
+                sink.write(event.text)
+                sink.flush()
+                tokens += event.tokens or 0
+        return tokens
+
+    def llmctl_non_stream() -> int:
+        completion = collect(provider.stream(request))
+        return completion.usage.output_tokens or 0
+
+    variants: dict[str, Callable[[], int]] = {
+        "raw generate (main thread)": raw,
+        "raw generate (worker thread)": raw_in_thread,
+        "raw + TextIteratorStreamer": raw_streamer,
+        "llmctl stream": llmctl_stream,
+        "llmctl non-stream": llmctl_non_stream,
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    counts: dict[str, set[int]] = {name: set() for name in variants}
+    names = list(variants)
+    for round_index in range(rounds + 1):
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
+        for name in order:
+            started = time.perf_counter()
+            produced = variants[name]()
+            elapsed = time.perf_counter() - started
+            if round_index == 0:
+                continue  # warm-up round
+            counts[name].add(produced)
+            rates[name].append(produced / elapsed)
+    params = sum(p.numel() for p in model.parameters())
+    result = {
+        "model": label,
+        "parameters": params,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "torch_threads": torch.get_num_threads(),
+        "prompt_tokens": len(prompt_ids),
+        "new_tokens": new_tokens,
+        "rounds": rounds,
+        "tokens_per_s": {name: statistics.median(values) for name, values in rates.items()},
+        "tokens_per_s_all": rates,
+        "token_counts": {name: sorted(c) for name, c in counts.items()},
+    }
+    provider.close()
+    return result
+
+
+def report(result: dict[str, Any]) -> list[tuple[str, bool]]:
+    rates = result["tokens_per_s"]
+    base = max(rates["raw generate (main thread)"], rates["raw generate (worker thread)"])
+    print(
+        f"\n{result['model']}: {result['parameters'] / 1e6:.1f}M parameters, {result['dtype']}, "
+        f"{result['torch_threads']} torch threads, {result['prompt_tokens']} prompt tokens → "
+        f"{result['new_tokens']} new, median of {result['rounds']} rounds"
+    )
+    rows = []
+    for name, rate in rates.items():
+        spread = result["tokens_per_s_all"][name]
+        rows.append([name, f"{rate:.1f}", f"{min(spread):.1f}-{max(spread):.1f}", f"{rate / base:.3f}x"])
+    print(table(["variant", "tokens/s (median)", "range", "vs best raw"], rows))
+    for name, counts in result["token_counts"].items():
+        if counts != [result["new_tokens"]] and name != "raw + TextIteratorStreamer":
+            print(f"  note: {name} produced {counts} tokens, not {result['new_tokens']}")
+    stream, non_stream = rates["llmctl stream"], rates["llmctl non-stream"]
+    return [
+        (f"{result['model']}: llmctl stream >= {GOAL}x raw ({stream / base:.3f}x)", stream / base >= GOAL),
+        (
+            f"{result['model']}: streaming costs no more than non-streaming ({stream / non_stream:.3f}x)",
+            stream / non_stream >= GOAL,
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, action="append", help="a local model folder (repeatable)")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--hidden", type=int, default=512, help="width of the built Llama (default 512)")
+    parser.add_argument("--layers", type=int, default=8, help="layers of the built Llama (default 8)")
+    parser.add_argument("--vocab", type=int, default=4096, help="BPE vocabulary of the built Llama")
+    parser.add_argument("--no-demo", action="store_true", help="skip the shipped demo model")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from llmctl.paths import demo_model_dir
+
+    info = machine()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="llmctl-localgen-") as tmp:
+        targets: list[tuple[Path, str]] = [(p, str(p)) for p in args.model or []]
+        if not args.model:
+            folder = build_model(Path(tmp) / "llama", hidden=args.hidden, layers=args.layers, vocab=args.vocab)
+            targets.append((folder, f"llama h{args.hidden} x{args.layers}"))
+            demo = demo_model_dir()
+            if not args.no_demo and (demo / "config.json").exists():
+                targets.append((demo, "demo model"))
+        for folder, label in targets:
+            results.append(bench_model(folder, new_tokens=args.new_tokens, rounds=args.rounds, label=label))
+    info["load_average_after"] = load_average()
+    print(f"Machine: {describe(info)}; load average after: {info['load_average_after']}")
+    verdicts = []
+    for result in results:
+        verdicts.extend(report(result))
+    print()
+    for label, ok in verdicts:
+        print(f"{'MET ' if ok else 'MISS'}  {label}")
+    if args.json:
+        print(json.dumps({"machine": info, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""``llmctl bench MODEL``: load time, first-token latency, prefill and decode speed, memory."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from llmctl.cli import output
+from llmctl.cli.options import JsonOpt, app_state
+
+if TYPE_CHECKING:
+    from llmctl.services.bench import BenchReport, Stat
+
+
+class Quantize(StrEnum):
+    EIGHT_BIT = "8bit"
+    FOUR_BIT = "4bit"
+
+
+class DTypeChoice(StrEnum):
+    AUTO = "auto"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    FLOAT32 = "float32"
+
+
+_LABELS = {
+    "ttft_s": ("Time to first token", "ms"),
+    "prefill_tokens_per_s": ("Prefill", "tokens/s"),
+    "decode_tokens_per_s": ("Decode", "tokens/s"),
+    "total_s": ("Whole call", "s"),
+}
+
+
+def bench(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Alias, PROVIDER/MODEL-ID, or a local model folder.")],
+    runs: Annotated[int, typer.Option("--runs", "-n", min=1, help="Timed runs.")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 1,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="Prompt length in tokens.")] = 128,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate per run.")] = 64,
+    quantize: Annotated[
+        Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
+    ] = None,
+    dtype: Annotated[DTypeChoice | None, typer.Option("--dtype", help="Local models: weight dtype.")] = None,
+    record: Annotated[bool, typer.Option("--record", help="Record the timed runs in the usage ledger.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Benchmark MODEL: load time, first token, prefill and decode speed, memory.
+
+    Local models get a prompt of exactly --prompt-tokens tokens and generate
+    exactly --max-tokens tokens (greedy, end-of-sequence suppressed), so runs
+    compare. Hosted models are timed over the network; their token counts are
+    what the API reports. Prints the median, min and max over --runs runs
+    after --warmup untimed runs. Records nothing in the usage ledger unless
+    --record. Example: llmctl bench demo --runs 10 --json
+    """
+    from llmctl.providers.registry import resolve
+    from llmctl.services.bench import BenchOptions, record_runs, run_bench
+
+    options = BenchOptions(
+        runs=runs,
+        warmup=warmup,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        quantize=None if quantize is None else quantize.value,
+        dtype=None if dtype is None else dtype.value,
+    )
+    settings = app_state(ctx).settings()
+    resolved = resolve(model, settings)
+    with output.err().status("Starting…") as progress:
+        report = run_bench(resolved, options, on_progress=lambda message: progress.update(f"{message}…"))
+    if record:
+        report, warnings = record_runs(report, resolved, settings)
+        for warning in warnings:
+            output.warning(warning)
+    if as_json:
+        output.print_json(report.to_json())
+        return
+    _print_report(report)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def _cell(metric: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if metric == "ttft_s":
+        return _ms(value)
+    if metric == "total_s":
+        return f"{value:,.3f}"
+    return f"{value:,.1f}"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value / 2**20:,.0f} MiB" if value < 2**30 else f"{value / 2**30:,.2f} GiB"
+
+
+def _print_report(report: BenchReport) -> None:
+    from rich.table import Table
+
+    opts = report.options
+    counts = _counts(report)
+    title = f"{report.model} · {opts.runs} run{'s' if opts.runs != 1 else ''} after {opts.warmup} warm-up · {counts}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("median", justify="right")
+    table.add_column("min", justify="right")
+    table.add_column("max", justify="right")
+    table.add_column("unit")
+    for metric, (label, unit) in _LABELS.items():
+        stat: Stat | None = report.stat(metric)
+        if stat is None:
+            table.add_row(label, "—", "—", "—", unit)
+        else:
+            table.add_row(label, _cell(metric, stat.median), _cell(metric, stat.min), _cell(metric, stat.max), unit)
+    console = output.out()
+    console.print(table)
+
+    env = report.environment
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="dim")
+    details.add_column()
+    details.add_row("Import backend", f"{report.import_s:,.2f} s")
+    details.add_row("Load", f"{report.load_s:,.2f} s")
+    details.add_row("Peak memory (RSS)", _bytes(report.peak_rss_bytes))
+    if report.peak_gpu_bytes is not None:
+        details.add_row("Peak GPU memory", _bytes(report.peak_gpu_bytes))
+    device = env.device
+    if env.dtype:
+        device += f", {env.dtype}"
+    if env.quantization:
+        device += f", {env.quantization}"
+    if env.torch_threads:
+        device += f", {env.torch_threads} threads"
+    details.add_row("Device", device)
+    if report.recorded:
+        details.add_row("Ledger", f"{report.recorded} calls recorded as command 'bench' (warm-ups included)")
+    console.print(details)
+    short = [run for run in report.runs if run.output_tokens is not None and run.output_tokens < opts.max_tokens]
+    if short:
+        output.warning(
+            f"{len(short)} run(s) ended before {opts.max_tokens} tokens; their decode rate covers fewer tokens."
+        )
+
+
+def _counts(report: BenchReport) -> str:
+    """``128 → 64 tokens``, from what the runs really had (unknown counts say so)."""
+    prompts = {run.prompt_tokens for run in report.runs}
+    outputs = {run.output_tokens for run in report.runs}
+
+    def show(values: set[int | None], requested: int) -> str:
+        if values == {requested}:
+            return f"{requested}"
+        if None in values:
+            return f"~{requested} (count unknown)" if values == {None} else f"~{requested}"
+        low, high = min(v for v in values if v is not None), max(v for v in values if v is not None)
+        return f"{low}" if low == high else f"{low}-{high}"
+
+    opts = report.options
+    return f"{show(prompts, opts.prompt_tokens)} prompt → {show(outputs, opts.max_tokens)} new tokens"

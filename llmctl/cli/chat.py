@@ -1,0 +1,151 @@
+"""``llmctl chat``: a conversation in the terminal, or one message per line from a pipe."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from llmctl.cli import output
+from llmctl.cli.options import (
+    MaxTokensOpt,
+    ModelOpt,
+    SeedOpt,
+    SystemOpt,
+    TemperatureOpt,
+    TopPOpt,
+    app_state,
+)
+from llmctl.errors import UsageError
+from llmctl.services.conversation_store import Conversation, ConversationStore
+from llmctl.services.generation import resolve_params
+
+
+def chat(
+    ctx: typer.Context,
+    model: ModelOpt = None,
+    system: SystemOpt = None,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    seed: SeedOpt = None,
+    resume_last: Annotated[bool, typer.Option("--continue", "-c", help="Resume the conversation used last.")] = False,
+    conversation_id: Annotated[
+        str | None,
+        typer.Option("--conversation", metavar="ID", help="Resume a saved conversation (id or a unique start of it)."),
+    ] = None,
+    list_conversations: Annotated[
+        bool, typer.Option("--list", help="List saved conversations (id, model, turns, first line, date) and exit.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print the list as JSON.")] = False,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not save this conversation.")] = False,
+    no_kv_cache: Annotated[
+        bool, typer.Option("--no-kv-cache", help="Local models: process the whole history every turn.")
+    ] = False,
+    ignore_budget: Annotated[
+        bool, typer.Option("--ignore-budget", help="Chat even when a configured budget is spent.")
+    ] = False,
+) -> None:
+    """Chat with a model, in the terminal or through a pipe.
+
+    In a terminal: Enter sends, Esc+Enter (or Alt+Enter) starts a new line, and a
+    message that starts with \"\"\" goes on until the closing \"\"\". Ctrl-C stops a reply
+    (it is kept, marked interrupted), Ctrl-D quits. /help lists the commands: /exit,
+    /reset, /system TEXT, /model MODEL, /usage, /retry, /save [FILE].
+
+    Conversations are saved as they go; resume the last one with --continue, or any
+    with --conversation ID (--list shows them).
+
+    Piped (`printf 'hi\\nwhat did I say?\\n' | llmctl chat`), each input line is one
+    message and each reply is written to stdout as raw text.
+    """
+    store = ConversationStore()
+    if list_conversations:
+        _list(store, as_json=as_json)
+        return
+    if as_json:
+        raise UsageError("--json goes with --list.", hint="llmctl chat --list --json")
+    if resume_last and conversation_id:
+        raise UsageError("Use either --continue or --conversation ID, not both.")
+    conversation = _conversation_to_resume(store, resume_last=resume_last, conversation_id=conversation_id)
+
+    from llmctl.cli.chat_repl import run_interactive, run_piped
+    from llmctl.services.chat_session import ChatSession, open_chat_provider
+
+    settings = app_state(ctx).settings()
+    params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    session = ChatSession(
+        settings,
+        model,
+        params=params,
+        system=system,
+        conversation=conversation,
+        store=None if no_save else store,
+        opener=lambda resolved: open_chat_provider(resolved, kv_reuse=not no_kv_cache),
+        ignore_budget=ignore_budget,
+    )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        if interactive:
+            with output.err().status(f"Loading {session.model_name}…"):
+                session.prepare()
+            run_interactive(session, resumed=conversation is not None)
+        else:
+            session.prepare()
+            run_piped(session, sys.stdin.buffer, sys.stdout)
+    finally:
+        session.close()
+
+
+def _conversation_to_resume(
+    store: ConversationStore, *, resume_last: bool, conversation_id: str | None
+) -> Conversation | None:
+    if conversation_id:
+        return store.load(conversation_id)
+    if not resume_last:
+        return None
+    latest = store.latest()
+    if latest is None:
+        raise UsageError("There is no saved conversation to continue.", hint="Start one with: llmctl chat")
+    return latest
+
+
+def _list(store: ConversationStore, *, as_json: bool) -> None:
+    summaries = store.list()
+    if as_json:
+        output.print_json(
+            [
+                {
+                    "id": s.id,
+                    "model": s.model,
+                    "turns": s.turns,
+                    "title": s.title,
+                    "created_at": s.created_at.isoformat(),
+                    "updated_at": s.updated_at.isoformat(),
+                }
+                for s in summaries
+            ]
+        )
+        return
+    if not summaries:
+        output.status("No saved conversations yet. Start one with: llmctl chat")
+        return
+    rows = [(s.id, s.model, str(s.turns), s.title, f"{s.updated_at.astimezone():%Y-%m-%d %H:%M}") for s in summaries]
+    header = ("ID", "MODEL", "TURNS", "FIRST LINE", "UPDATED")
+    if not output.stdout_is_terminal():
+        # Piped: whole values, one tab-separated line each, for cut/awk.
+        for row in (header, *rows):
+            sys.stdout.write("\t".join(value.replace("\t", " ") for value in row) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("MODEL", overflow="fold")
+    table.add_column("TURNS", justify="right", no_wrap=True)
+    table.add_column("FIRST LINE", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("UPDATED", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    output.out().print(table)

@@ -1,0 +1,289 @@
+"""The two front ends of ``llmctl chat``: a prompt_toolkit REPL, and one message per line when piped.
+
+Both hand every line to the same session and slash commands. In the REPL a
+reply streams as Markdown (finished paragraphs are printed for good, only the
+paragraph being written is redrawn, so long replies never redraw the screen);
+piped, replies are raw text on stdout and everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+
+from llmctl.cli import output
+from llmctl.cli.chat_commands import COMMANDS, Commands, block_is_open, is_command, message_text, recap, status_line
+from llmctl.errors import LlmctlError
+from llmctl.paths import data_home
+from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
+from llmctl.services.generation import decode_stdin
+
+PROMPT = ">>> "
+CONTINUATION = "... "
+REDRAW_INTERVAL_S = 0.08
+HISTORY_FILE = "chat_history"
+
+
+def history_path() -> Path:
+    return data_home() / HISTORY_FILE
+
+
+# -- showing a reply ----------------------------------------------------------------------------
+
+
+def _paragraph_end(text: str) -> int:
+    """Where the finished paragraphs of ``text`` end (0: none yet); never inside a code fence."""
+    end, in_fence, position = 0, False, 0
+    for line in text.splitlines(keepends=True):
+        position += len(line)
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        elif not line.strip() and not in_fence and position < len(text):
+            end = position
+    return end
+
+
+def stream_markdown(pieces: Iterable[str], console: Console) -> str:
+    """Render streamed Markdown: finished paragraphs once, the current one live. Returns the text."""
+    from rich.live import Live
+    from rich.markdown import Markdown
+
+    text, shown, last_draw = "", 0, 0.0
+    with Live(console=console, vertical_overflow="visible", auto_refresh=False) as live:
+        try:
+            for piece in pieces:
+                text += piece
+                now = time.monotonic()
+                if now - last_draw < REDRAW_INTERVAL_S:
+                    continue
+                last_draw = now
+                done = _paragraph_end(text)
+                if done > shown:
+                    live.update("", refresh=True)
+                    console.print(Markdown(text[shown:done]))
+                    shown = done
+                live.update(Markdown(text[shown:]), refresh=True)
+        finally:
+            # Also after Ctrl-C: what stays on screen is every token received.
+            live.update(Markdown(text[shown:]) if text[shown:].strip() else "", refresh=True)
+    return text
+
+
+def show_turn(turn: ChatTurn, *, console: Console, raw: IO[str] | None = None) -> TurnOutcome:
+    """Stream one reply (Markdown on ``console``, or raw text to ``raw``); Ctrl-C stops only the reply.
+
+    The turn is finished (kept in the history, saved, recorded) whatever happened. In the
+    REPL a failure is printed and the chat goes on; piped, Ctrl-C and failures end the run
+    (re-raised after the turn is kept).
+    """
+    for warning in turn.warnings:
+        output.warning(warning)
+    pieces = turn.deltas()
+    captured: list[str] = []
+
+    def tracked() -> Iterator[str]:
+        for piece in pieces:
+            captured.append(piece)
+            yield piece
+
+    interrupted = False
+    failure: LlmctlError | None = None
+    try:
+        if raw is not None:
+            for piece in tracked():
+                raw.write(piece)
+                raw.flush()
+        else:
+            stream_markdown(tracked(), console)
+    except KeyboardInterrupt:
+        interrupted = True
+    except LlmctlError as exc:
+        failure = exc
+    finally:
+        pieces.close()
+    if interrupted:
+        turn.interrupted()
+    text = "".join(captured)
+    if raw is not None:
+        if text and not text.endswith("\n"):
+            raw.write("\n")
+        raw.flush()
+    elif interrupted:
+        console.print("[dim]\\[interrupted][/]", highlight=False)
+    outcome = turn.finish()
+    for warning in outcome.warnings:
+        output.warning(warning)
+    if raw is not None:
+        if interrupted:
+            raise KeyboardInterrupt
+        if failure is not None:
+            raise failure
+    elif failure is not None:
+        output.error(failure.message, failure.hint)
+    return outcome
+
+
+# -- the terminal REPL --------------------------------------------------------------------------
+
+
+def _key_bindings() -> Any:
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _enter(event: Any) -> None:
+        buffer = event.current_buffer
+        if block_is_open(buffer.text):
+            buffer.insert_text("\n")
+        else:
+            buffer.validate_and_handle()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: Any) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return bindings
+
+
+def _completer() -> Any:
+    from prompt_toolkit.completion import Completer, Completion
+
+    class SlashCommands(Completer):
+        def get_completions(self, document: Any, complete_event: Any) -> Iterator[Any]:
+            text = document.text_before_cursor
+            if not text.startswith("/") or " " in text or "\n" in text:
+                return
+            for name in COMMANDS:
+                if name.startswith(text):
+                    yield Completion(name, start_position=-len(text))
+
+    return SlashCommands()
+
+
+def _prompt_session() -> Any:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.shortcuts import CompleteStyle
+
+    path = history_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # What people type can be private: readable by its owner only.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return PromptSession(
+        history=FileHistory(str(path)),
+        key_bindings=_key_bindings(),
+        multiline=True,
+        prompt_continuation=lambda width, line_number, wrapped: CONTINUATION.rjust(width),
+        completer=_completer(),
+        complete_while_typing=False,  # Tab completes; nothing pops up or reserves lines while typing
+        complete_style=CompleteStyle.READLINE_LIKE,
+    )
+
+
+def run_interactive(session: ChatSession, *, resumed: bool) -> None:
+    """The REPL: read a message or command, show the reply, repeat until /exit or Ctrl-D."""
+    console = output.out()
+    if resumed:
+        recap(session.conversation, console)
+    output.status(f"Chatting with {session.model_name}. /help for commands, Esc+Enter for a new line, Ctrl-D to quit.")
+    prompt = _prompt_session()
+    commands = Commands(session, console)
+    while True:
+        try:
+            typed: str = prompt.prompt(PROMPT)
+        except KeyboardInterrupt:
+            output.status("(Ctrl-D or /exit to quit)")
+            continue
+        except EOFError:
+            break
+        if not typed.strip():
+            continue
+        try:
+            if not _handle(typed, session, commands, console=console):
+                break
+        except KeyboardInterrupt:
+            output.status("(interrupted)")
+    output.status(_goodbye(session))
+
+
+def _handle(
+    typed: str, session: ChatSession, commands: Commands, *, console: Console, raw: IO[str] | None = None
+) -> bool:
+    """One line of input; False when the chat should end."""
+    try:
+        if is_command(typed):
+            result = commands.run(typed)
+            if result.exit:
+                return False
+            if result.turn is None:
+                return True
+            turn = result.turn
+        else:
+            turn = session.start_turn(message_text(typed))
+    except LlmctlError as exc:
+        if raw is not None:
+            raise
+        output.error(exc.message, exc.hint)
+        return True
+    outcome = show_turn(turn, console=console, raw=raw)
+    notice = session.take_drop_notice()
+    if notice:
+        output.warning(
+            f"{notice} oldest turn(s) no longer fit in the context window of {session.model_name} and are not "
+            "sent to the model any more (they stay in the saved conversation; the system prompt is always kept)."
+        )
+    if raw is None or sys.stderr.isatty():
+        output.status(status_line(outcome, session))
+    return True
+
+
+def _goodbye(session: ChatSession) -> str:
+    conversation = session.conversation
+    if not conversation.turns:
+        return "Bye."
+    return f"Saved as {conversation.id}; resume with: llmctl chat --continue (or --conversation {conversation.id})."
+
+
+# -- one message per line (stdin is not a terminal) ------------------------------------------------
+
+
+def read_messages(stream: IO[bytes]) -> Iterator[str]:
+    """Non-blank lines of UTF-8 input; a line starting with triple quotes opens a block until they close."""
+    block: list[str] | None = None
+    for raw_line in iter(stream.readline, b""):
+        line = decode_stdin(raw_line).rstrip("\r\n")
+        if block is not None:
+            block.append(line)
+            if not block_is_open("\n".join(block)):
+                yield "\n".join(block)
+                block = None
+            continue
+        if block_is_open(line):
+            block = [line]
+        elif line.strip():
+            yield line
+    if block is not None:
+        yield "\n".join([*block, '"""'])
+
+
+def run_piped(session: ChatSession, stdin: IO[bytes], stdout: IO[str]) -> None:
+    """Each input line is a message (or a command); each reply is written to ``stdout`` as raw text.
+
+    Command output, status and errors go to stderr. The first failure ends the run with its
+    exit code (the replies before it are already written).
+    """
+    console = output.err()
+    commands = Commands(session, console)
+    for typed in read_messages(stdin):
+        if not _handle(typed, session, commands, console=console, raw=stdout):
+            break
+    if session.conversation.turns and sys.stderr.isatty():
+        output.status(_goodbye(session))

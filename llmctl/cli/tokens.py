@@ -1,0 +1,73 @@
+"""``llmctl tokens``: count a prompt's tokens before sending it."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from llmctl.cli import output
+from llmctl.cli.options import JsonOpt, ModelOpt, SystemOpt, app_state
+
+if TYPE_CHECKING:
+    from llmctl.services.token_counting import TokenCount
+
+app = typer.Typer(help="Count tokens before a call.", no_args_is_help=True)
+
+
+@app.command("count")
+def count(
+    ctx: typer.Context,
+    text: Annotated[str | None, typer.Argument(help="The prompt. Piped stdin is appended after a blank line.")] = None,
+    model: ModelOpt = None,
+    system: SystemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count the tokens TEXT (and --system) take as input to MODEL, and what is left of its context window.
+
+    The input is composed as `llmctl generate` composes it (argument, blank line, stdin)
+    and counted with the model's chat formatting. Local models: exact, with the model's
+    tokenizer and chat template. OpenAI models: exact, offline. Anthropic models: the
+    API's count-tokens endpoint when an API key is configured, else an estimate.
+    The source says which: exact, provider or estimate.
+    """
+    # Imported here: they pull in pydantic, which `llmctl --help` must not pay for.
+    from llmctl.providers.registry import resolve
+    from llmctl.services.generation import build_messages, compose_prompt, decode_stdin
+    from llmctl.services.token_counting import count_tokens
+
+    settings = app_state(ctx).settings()
+    piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
+    prompt = compose_prompt(text, piped)
+    result = count_tokens(resolve(model, settings), build_messages(prompt, system))
+    if as_json:
+        output.print_json(
+            {
+                "model": result.model,
+                "provider": result.provider,
+                "tokens": result.tokens,
+                "source": result.source.value,
+                "method": result.method,
+                "context_window": result.context_window,
+                "remaining": result.remaining,
+                "note": result.note,
+            }
+        )
+        return
+    _print(result)
+
+
+def _print(result: TokenCount) -> None:
+    output.out().print(f"{result.tokens:,} tokens ({result.source.value})")
+    output.status(f"Model: {result.model} ({result.provider}); counted with {result.method}.")
+    if result.note:
+        output.status(f"Estimated because {result.note}.")
+    if result.context_window is None:
+        output.status("Context window: unknown (set context_window for the model in the config); left: unknown.")
+        return
+    left = result.remaining or 0
+    share = result.tokens / result.context_window
+    output.status(f"Context window: {result.context_window:,} tokens; left: {left:,} ({share:.1%} used).")
+    if left < 0:
+        output.warning(f"The input is {-left:,} tokens over {result.model}'s context window.")

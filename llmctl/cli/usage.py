@@ -1,0 +1,133 @@
+"""``llmctl usage``: what the recorded calls used and cost."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from llmctl.cli import output
+from llmctl.cli.options import JsonOpt
+from llmctl.errors import UsageError
+from llmctl.services.usage_ledger import GroupBy, Totals, UsageLedger, UsageReport
+from llmctl.services.usage_report import (
+    ReportRequest,
+    build_report,
+    format_cost,
+    report_json,
+    sorted_groups,
+    write_csv,
+)
+
+
+class GroupChoice(StrEnum):
+    MODEL = "model"
+    PROVIDER = "provider"
+    DAY = "day"
+    COMMAND = "command"
+
+
+def usage(
+    by: Annotated[GroupChoice, typer.Option("--by", help="Group by model, provider, day (UTC date) or command.")] = (
+        GroupChoice.MODEL
+    ),
+    since: Annotated[
+        str | None, typer.Option("--since", help="From this time: 2025-01-31, 2025-01-31T18:00, or an age: 24h, 7d.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Up to this time (a bare date includes that whole day).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only calls to this model (as listed).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", "-p", help="Only calls to this provider.")] = None,
+    command: Annotated[
+        str | None, typer.Option("--command", help="Only calls made by this command (generate, chat).")
+    ] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write the raw rows as CSV to stdout.")] = False,
+) -> None:
+    """Show calls, tokens and cost from the usage ledger.
+
+    Every model call llmctl makes is recorded (never API keys; the prompt text only with
+    [usage] store_text = true). Cost comes from the config's prices or genai-prices' table;
+    "—" is unknown. A "≥" marks a sum that leaves out calls whose count is unknown.
+
+    Examples: `llmctl usage --since 7d --by day`, `llmctl usage --provider openai --json`,
+    `llmctl usage --csv > usage.csv`.
+    """
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be used together.")
+    group_by: GroupBy = by.value
+    request = ReportRequest(by=group_by, since=since, until=until, model=model, provider=provider, command=command)
+    query = request.query()
+    if as_csv:
+        with UsageLedger() as ledger:
+            if ledger.exists():
+                write_csv(ledger.records(query), sys.stdout)
+            else:
+                write_csv([], sys.stdout)
+        return
+    report = build_report(query, group_by)
+    if as_json:
+        output.print_json(report_json(report, query))
+        return
+    if report.totals.calls == 0:
+        output.status("No calls recorded" + (" for these filters." if _filtered(request) else " yet."))
+        return
+    _print_table(report)
+
+
+def _filtered(request: ReportRequest) -> bool:
+    return any((request.since, request.until, request.model, request.provider, request.command))
+
+
+def _tokens(total: int, known: int, calls: int) -> str:
+    if known == 0:
+        return "—"
+    return ("≥" if known < calls else "") + f"{total:,}"
+
+
+def _cost(totals: Totals) -> str:
+    if totals.cost_calls == 0:
+        return "—"
+    return ("≥" if totals.unknown_cost else "") + format_cost(totals.cost_usd)
+
+
+def _print_table(report: UsageReport) -> None:
+    from rich.table import Table
+
+    table = Table(show_footer=True, header_style="bold", footer_style="bold")
+    totals = report.totals
+    label = "day (UTC)" if report.by == "day" else report.by
+    table.add_column(label, footer="total")
+    for name in ("calls", "input", "output", "total tokens", "cost", "failed"):
+        table.add_column(name, justify="right")
+    rows = [(key, t) for key, t in sorted_groups(report)]
+    for key, t in rows:
+        table.add_row(key, *_cells(t))
+    for column, cell in zip(table.columns[1:], _cells(totals), strict=True):
+        column.footer = cell
+    output.out().print(table)
+    notes = []
+    if totals.unknown_tokens:
+        notes.append(f"{totals.unknown_tokens:,} call(s) with unknown token counts are left out of the token sums (≥).")
+    if totals.unknown_cost:
+        notes.append(
+            f"{totals.unknown_cost:,} call(s) of unknown cost (no known price, or unknown token counts) are left "
+            "out of the cost (≥ or —); price a model with input_price_per_mtok / output_price_per_mtok in the config."
+        )
+    for note in notes:
+        output.status(note)
+
+
+def _cells(t: Totals) -> list[str]:
+    failed = t.errors + t.interrupted
+    return [
+        f"{t.calls:,}",
+        _tokens(t.input_tokens, t.input_calls, t.calls),
+        _tokens(t.output_tokens, t.output_calls, t.calls),
+        _tokens(t.total_tokens, t.total_calls, t.calls),
+        _cost(t),
+        f"{failed:,}" if failed else "",
+    ]

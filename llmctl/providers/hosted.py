@@ -1,0 +1,65 @@
+"""What the OpenAI and Anthropic adapters share: the endpoint they talk to and what a listing returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
+
+VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One configured hosted provider, with its key resolved."""
+
+    provider_name: str
+    settings: HostedSettings
+    key: ApiKey
+
+    @classmethod
+    def open(cls, provider_name: str, settings: HostedSettings) -> Endpoint:
+        return cls(provider_name, settings, resolve_api_key(provider_name, settings))
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
+
+    @property
+    def official(self) -> bool:
+        """True for the vendor's own API (no base_url configured)."""
+        return self.settings.base_url is None
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``OpenAI``, or ``my-vllm (http://host:8000/v1)``."""
+        if self.official:
+            return VENDOR_NAMES[self.kind]
+        return f"{self.provider_name} ({self.settings.base_url})"
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for the SDK client: the SDK does the retrying and the timing out."""
+        options: dict[str, Any] = {
+            "api_key": self.key.value,
+            "timeout": self.settings.timeout,
+            "max_retries": self.settings.max_retries,
+        }
+        if self.settings.base_url is not None:
+            options["base_url"] = self.settings.base_url
+        return options
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """One model as a provider's model-listing endpoint describes it."""
+
+    id: str
+    provider: str
+    display_name: str | None = None
+    owned_by: str | None = None
+    created: str | None = None  # ISO date
+    context_window: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)

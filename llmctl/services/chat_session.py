@@ -1,0 +1,375 @@
+"""A conversation with one model at a time: history, context-window fitting, the provider kept open.
+
+Every turn sends the whole history (system prompt + earlier turns + the new
+message) through the same ``Provider.stream`` protocol as ``generate``. Local
+models are wrapped in a ``KVCacheProvider`` so the prompt tokens they already
+processed are not processed again.
+
+When the history no longer fits the model's context window, the oldest turns
+are left out of what the model sees (never the system prompt); they stay in the
+saved conversation. The window start only moves forward, so a local model's KV
+cache stays valid between drops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+
+from llmctl.config import Settings
+from llmctl.domain import GenerationParams, GenerationRequest, Message
+from llmctl.errors import ContextLengthError, UsageError
+from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.registry import open_provider, resolve
+from llmctl.services.accounting import record_call
+from llmctl.services.budget import check_budget
+from llmctl.services.conversation_store import (
+    STATUS_ERROR,
+    STATUS_INTERRUPTED,
+    STATUS_OK,
+    Conversation,
+    ConversationStore,
+    Turn,
+    new_conversation_id,
+)
+from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus
+from llmctl.services.pricing import Price, price_for, price_usage, unknown_price_hint
+
+# Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
+REPLY_SHARE_OF_WINDOW = 4
+DEFAULT_REPLY_RESERVE = 512
+# Rough characters per token, for providers that cannot count (only used to fit the history).
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+
+ProviderOpener = Callable[[ResolvedModel], Provider]
+
+
+def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Provider:
+    """The provider for a chat: local models keep their KV cache between turns."""
+    provider = open_provider(resolved)
+    if resolved.kind == "huggingface":
+        from llmctl.providers.hf_kv_cache import KVCacheProvider
+        from llmctl.providers.hf_provider import HuggingFaceProvider
+
+        if isinstance(provider, HuggingFaceProvider):
+            return KVCacheProvider(provider, reuse=kv_reuse)
+    return provider
+
+
+def model_reference(resolved: ResolvedModel) -> str:
+    """What to type (-m) to get this model again: the alias, the folder, or PROVIDER/MODEL-ID."""
+    return resolved.alias or (
+        resolved.model_id if resolved.model_id.startswith("/") else f"{resolved.provider_name}/{resolved.model_id}"
+    )
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Tokens (and cost) of a whole conversation. Counts sum the turns that know them."""
+
+    turns: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_input_tokens: int | None
+    cost_usd: float | None
+    turns_with_unknown_usage: int = 0
+    turns_with_unknown_cost: int = 0
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+def usage_totals(turns: Sequence[Turn]) -> UsageTotals:
+    def total(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    costs = [t.cost_usd for t in turns if t.cost_usd is not None]
+    return UsageTotals(
+        turns=len(turns),
+        input_tokens=total([t.usage.input_tokens for t in turns]),
+        output_tokens=total([t.usage.output_tokens for t in turns]),
+        cached_input_tokens=total([t.usage.cached_input_tokens for t in turns]),
+        cost_usd=sum(costs) if costs else None,
+        turns_with_unknown_usage=sum(1 for t in turns if t.usage.input_tokens is None or t.usage.output_tokens is None),
+        turns_with_unknown_cost=sum(1 for t in turns if t.cost_usd is None),
+    )
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What a finished turn left behind, for the status line."""
+
+    result: GenerationResult
+    turn: Turn
+    totals: UsageTotals
+    saved: bool
+    warnings: tuple[str, ...] = ()  # e.g. the usage ledger could not be written
+
+
+@dataclass(frozen=True)
+class ContextFit:
+    messages: tuple[Message, ...]
+    prompt_tokens: int | None  # None when the model's window is unknown (nothing to fit)
+    window: int | None
+
+
+@dataclass
+class ContextState:
+    """Which turns the model still sees, and whether the user has been told some were dropped."""
+
+    start: int = 0
+    notified: bool = False
+    pending_notice: int | None = field(default=None)
+
+
+class ChatTurn:
+    """A turn in flight: iterate ``deltas()``, call ``interrupted()`` on Ctrl-C, then ``finish()``."""
+
+    def __init__(self, session: ChatSession, user_text: str, run: GenerationRun, warnings: Sequence[str] = ()) -> None:
+        self._session = session
+        self.user_text = user_text
+        self._run = run
+        self.warnings = tuple(warnings)  # budget warnings, to show before the reply
+        self._finished: TurnOutcome | None = None
+
+    def deltas(self) -> Generator[str, None, None]:
+        """The reply's text pieces; close() it to stop generating (Ctrl-C)."""
+        yield from self._run.deltas()
+
+    def interrupted(self) -> None:
+        self._run.interrupted()
+
+    def finish(self) -> TurnOutcome:
+        """Add the turn to the history (whatever happened), save it and record its usage."""
+        if self._finished is None:
+            self._finished = self._session._complete(self.user_text, self._run.result())
+        return self._finished
+
+
+class ChatSession:
+    """History plus an open provider; one instance per ``llmctl chat`` run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str | None,
+        *,
+        params: GenerationParams,
+        system: str | None = None,
+        conversation: Conversation | None = None,
+        store: ConversationStore | None = None,
+        opener: ProviderOpener = open_chat_provider,
+        record_usage: bool = True,
+        ignore_budget: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._params = params
+        self._store = store
+        self._opener = opener
+        self._record_usage = record_usage
+        self._ignore_budget = ignore_budget
+        self._price: Price | None = None
+        self._price_known = False
+        resolved = resolve(model if model is not None or conversation is None else conversation.model, settings)
+        self._provider = opener(resolved)
+        if conversation is None:
+            conversation = Conversation(id=new_conversation_id(), model=model_reference(resolved), system=system)
+        else:
+            conversation.model = model_reference(resolved)
+            if system is not None:
+                conversation.system = system
+        self._conversation = conversation
+        self._context = ContextState()
+
+    # -- what the session is ------------------------------------------------------------------
+
+    @property
+    def conversation(self) -> Conversation:
+        return self._conversation
+
+    @property
+    def provider(self) -> Provider:
+        return self._provider
+
+    @property
+    def model_name(self) -> str:
+        return self._provider.resolved.display_name
+
+    @property
+    def params(self) -> GenerationParams:
+        return self._params
+
+    @property
+    def turns_out_of_context(self) -> int:
+        return self._context.start
+
+    def take_drop_notice(self) -> int | None:
+        """How many turns were dropped to fit the window, the first time that happens; else None."""
+        notice, self._context.pending_notice = self._context.pending_notice, None
+        return notice
+
+    def totals(self) -> UsageTotals:
+        return usage_totals(self._conversation.turns)
+
+    def prepare(self) -> None:
+        """Load the model (or build the client) now, so the first reply starts promptly."""
+        self._provider.prepare()
+
+    def close(self) -> None:
+        self._provider.close()
+
+    # -- turns --------------------------------------------------------------------------------
+
+    def start_turn(self, text: str) -> ChatTurn:
+        """Fit the history plus ``text`` to the context window and start generating the reply."""
+        if not text.strip():
+            raise UsageError("Empty message.", hint="Type something, or /help for commands.")
+        fit = self.fit_context(text)
+        warnings = check_budget(self._settings, self._provider.resolved, ignore=self._ignore_budget, price=self.price())
+        request = GenerationRequest(fit.messages, self._params)
+        return ChatTurn(self, text, GenerationRun(self._provider, request), warnings)
+
+    def price(self) -> Price | None:
+        """The current model's price per million tokens (looked up once per model)."""
+        if not self._price_known:
+            self._price, self._price_known = price_for(self._provider.resolved), True
+        return self._price
+
+    def price_hint(self) -> str | None:
+        """How to set a price when the current model has none."""
+        return unknown_price_hint(self._provider.resolved) if self.price() is None else None
+
+    def retry(self) -> ChatTurn:
+        """Regenerate the last reply: the last turn is replaced by the new one."""
+        turns = self._conversation.turns
+        if not turns:
+            raise UsageError("Nothing to retry yet.", hint="Send a message first.")
+        last = turns.pop()
+        try:
+            return self.start_turn(last.user)
+        except BaseException:
+            turns.append(last)
+            raise
+
+    def fit_context(self, text: str) -> ContextFit:
+        """The messages to send: drop the oldest turns until the prompt leaves room for a reply."""
+        turns = self._conversation.turns
+        self._context.start = min(self._context.start, len(turns))
+        window = self._provider.context_window()
+
+        def messages_from(start: int) -> tuple[Message, ...]:
+            return (*self._conversation.messages(start), Message("user", text))
+
+        if window is None:
+            return ContextFit(messages_from(self._context.start), None, None)
+        budget = window - min(self._params.max_tokens or DEFAULT_REPLY_RESERVE, window // REPLY_SHARE_OF_WINDOW)
+        start = self._context.start
+        while True:
+            messages = messages_from(start)
+            tokens = self._count(messages)
+            if tokens <= budget or start >= len(turns):
+                break
+            start += 1
+        if tokens >= window:
+            raise ContextLengthError(tokens, window, model=self.model_name)
+        if start > self._context.start:
+            self._context.start = start
+            if not self._context.notified:
+                self._context.notified = True
+                self._context.pending_notice = start
+        return ContextFit(messages, tokens, window)
+
+    def context_usage(self) -> tuple[int | None, int | None]:
+        """(tokens the history sent next turn takes, the model's window); both None when unknown."""
+        window = self._provider.context_window()
+        if window is None:
+            return None, None
+        return self._count(self._conversation.messages(self._context.start)), window
+
+    def _count(self, messages: Sequence[Message]) -> int:
+        counter = getattr(self._provider, "count_prompt_tokens", None)
+        if counter is not None:
+            counted: int = counter(messages)
+            return counted
+        # TODO(issue 5): use the token counter from services once it exists.
+        return sum(len(m.content) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for m in messages)
+
+    def _complete(self, user_text: str, result: GenerationResult) -> TurnOutcome:
+        status = {
+            RunStatus.OK: STATUS_OK,
+            RunStatus.INTERRUPTED: STATUS_INTERRUPTED,
+            RunStatus.ERROR: STATUS_ERROR,
+        }[result.status]
+        completion = result.completion
+        turn = Turn(
+            user=user_text,
+            reply=completion.text,
+            model=model_reference(self._provider.resolved),
+            status=status,
+            finish_reason=completion.finish_reason.value,
+            usage=completion.usage,
+            error=None if result.error is None else result.error.message,
+        )
+        warnings: list[str] = []
+        if self._record_usage:
+            accounting = record_call(
+                result,
+                self._provider.resolved,
+                settings=self._settings,
+                command="chat",
+                conversation_id=self._conversation.id,
+                prompt_text=user_text,
+                price=self.price(),
+            )
+            turn.cost_usd = accounting.cost_usd
+            if accounting.warning:
+                warnings.append(accounting.warning)
+        else:
+            cost = price_usage(self._provider.resolved, completion.usage, self.price()) if self.price() else None
+            turn.cost_usd = None if cost is None else cost.usd
+        self._conversation.turns.append(turn)
+        saved = self._save()
+        return TurnOutcome(result=result, turn=turn, totals=self.totals(), saved=saved, warnings=tuple(warnings))
+
+    def _save(self) -> bool:
+        if self._store is None or not self._conversation.turns:
+            return False
+        self._store.save(self._conversation)
+        return True
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def reset(self) -> Conversation:
+        """Start a new conversation with the same model and system prompt."""
+        self._conversation = Conversation(
+            id=new_conversation_id(), model=model_reference(self._provider.resolved), system=self._conversation.system
+        )
+        self._context = ContextState()
+        return self._conversation
+
+    def set_system(self, text: str | None) -> None:
+        """Change the system prompt for the next turns (the history is kept)."""
+        self._conversation.system = text or None
+        self._save()
+
+    def switch_model(self, reference: str) -> ResolvedModel:
+        """Use another model from the next turn on, keeping the history. Loads it before switching."""
+        resolved = resolve(reference, self._settings)
+        provider = self._opener(resolved)
+        try:
+            provider.prepare()
+        except BaseException:
+            provider.close()
+            raise
+        self._provider.close()
+        self._provider = provider
+        self._price_known = False
+        self._conversation.model = model_reference(resolved)
+        self._context.start = 0  # a new window size: fit again from the start
+        self._save()
+        return resolved

@@ -1,0 +1,371 @@
+"""The usage ledger: one SQLite row per model call, and fast summaries over them.
+
+Safe for many processes at once: WAL journal, a busy timeout, and every write in one
+``BEGIN IMMEDIATE`` transaction. The schema is versioned with ``PRAGMA user_version``;
+``MIGRATIONS[n]`` takes a ledger from version ``n`` to ``n + 1`` inside the same
+transaction, so an old ledger is upgraded in place and keeps its history.
+
+Besides the raw ``calls`` table, each write adds its call to ``usage_rollup``: one row per
+UTC hour, day and month, and per command, provider and model (see ``usage_rollup``). A
+report reads whole months, days and hours from there and only the partial hours at the
+edges of ``--since``/``--until`` from ``calls`` (through the index on ``ts``), so its cost
+grows with the number of months and models, not with the number of calls.
+
+Unknown counts stay unknown: next to each sum the rollup keeps how many calls it covers,
+so a report can say "at least" instead of treating a missing count as 0.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from llmctl.paths import data_home
+from llmctl.services.usage_rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
+from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION
+
+LEDGER_FILE = "usage.sqlite3"
+BUSY_TIMEOUT_S = 30.0
+
+GroupBy = Literal["model", "provider", "day", "command"]
+GROUP_BY: tuple[GroupBy, ...] = ("model", "provider", "day", "command")
+
+
+def ledger_path() -> Path:
+    """Where the ledger lives: ``usage.sqlite3`` under ``$LLMCTL_HOME``."""
+    return data_home() / LEDGER_FILE
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One call as the ledger keeps it. ``None`` is unknown, never 0."""
+
+    ts: float  # unix time (UTC) when the call started
+    command: str  # generate, chat, ...
+    provider: str
+    model: str
+    status: str  # ok | error | interrupted
+    token_source: str  # provider | exact | estimate | unknown
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cost_usd: float | None = None
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+    price_source: str | None = None  # config | genai-prices | local
+    first_token_s: float | None = None
+    total_s: float | None = None
+    error: str | None = None
+    conversation_id: str | None = None
+    prompt_text: str | None = None  # only with [usage] store_text = true
+    response_text: str | None = None  # only with [usage] store_text = true
+    id: int | None = None
+
+    @property
+    def time_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, tz=UTC)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name != "id")
+
+
+# The rollup's measures, in table order, and how a call contributes to each.
+_MEASURES = (
+    "calls",
+    "input_tokens",
+    "input_calls",
+    "output_tokens",
+    "output_calls",
+    "total_tokens",
+    "total_calls",
+    "cached_input_tokens",
+    "cost_usd",
+    "cost_calls",
+    "errors",
+    "interrupted",
+)
+
+
+def _contribution(r: LedgerRecord) -> tuple[float, ...]:
+    return (
+        1,
+        r.input_tokens or 0,
+        r.input_tokens is not None,
+        r.output_tokens or 0,
+        r.output_tokens is not None,
+        r.total_tokens or 0,
+        r.total_tokens is not None,
+        r.cached_input_tokens or 0,
+        r.cost_usd or 0.0,
+        r.cost_usd is not None,
+        r.status == "error",
+        r.status == "interrupted",
+    )
+
+
+_ROLLUP_UPSERT = (
+    f"INSERT INTO usage_rollup (period, bucket, command, provider, model, {', '.join(_MEASURES)}) "
+    f"VALUES ({', '.join('?' * (5 + len(_MEASURES)))}) "
+    "ON CONFLICT (period, bucket, command, provider, model) DO UPDATE SET "
+    + ", ".join(f"{m} = {m} + excluded.{m}" for m in _MEASURES)
+)
+_INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened, read or written (read-only disk, locked, corrupt, too new)."""
+
+
+@dataclass
+class Totals:
+    """Sums over a set of calls, with how many calls each sum covers."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    input_calls: int = 0
+    output_tokens: int = 0
+    output_calls: int = 0
+    total_tokens: int = 0
+    total_calls: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_calls: int = 0
+    errors: int = 0
+    interrupted: int = 0
+
+    def add(self, values: Sequence[Any]) -> None:
+        for name, value in zip(_MEASURES, values, strict=True):
+            setattr(self, name, getattr(self, name) + (value or 0))
+
+    @property
+    def unknown_tokens(self) -> int:
+        """Calls whose total token count is unknown (so the token sums are lower bounds)."""
+        return self.calls - self.total_calls
+
+    @property
+    def unknown_cost(self) -> int:
+        """Calls whose cost is unknown (so the cost sum is a lower bound)."""
+        return self.calls - self.cost_calls
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """Which calls to sum: ``[since, until)`` in unix time, and exact-match filters."""
+
+    since: float | None = None
+    until: float | None = None
+    model: str | None = None
+    provider: str | None = None
+    command: str | None = None
+
+
+@dataclass
+class UsageReport:
+    by: GroupBy
+    totals: Totals = field(default_factory=Totals)
+    groups: dict[str, Totals] = field(default_factory=dict)
+
+
+class UsageLedger:
+    """The ledger file. Opened lazily; every method may raise LedgerError."""
+
+    def __init__(self, path: Path | None = None, *, timeout: float | None = None) -> None:
+        self.path = path if path is not None else ledger_path()
+        self._timeout = BUSY_TIMEOUT_S if timeout is None else timeout
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connection and schema -------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"cannot open the usage ledger {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LedgerError(f"cannot use the usage ledger {self.path}: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the usage ledger {self.path} has schema version {version}, newer than this llmctl "
+                f"understands ({SCHEMA_VERSION}); upgrade llmctl"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the write lock.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        return int(self._connect().execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> UsageLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def record(self, record: LedgerRecord) -> LedgerRecord:
+        """Append one call; returns it with its row id."""
+        ids = self.record_many([record])
+        return LedgerRecord(**{**{f.name: getattr(record, f.name) for f in fields(record)}, "id": ids[0]})
+
+    def record_many(self, records: Iterable[LedgerRecord]) -> list[int]:
+        """Append calls in one transaction (the rollup updated in the same one)."""
+        conn = self._connect()
+        ids: list[int] = []
+        rollup: dict[tuple[str, int, str, str, str], list[float]] = {}
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for r in records:
+                    cursor = conn.execute(_INSERT, tuple(getattr(r, c) for c in COLUMNS))
+                    ids.append(int(cursor.lastrowid or 0))
+                    contribution = _contribution(r)
+                    for period in PERIODS:
+                        key = (period, bucket_start(period, r.ts), r.command, r.provider, r.model)
+                        sums = rollup.setdefault(key, [0] * len(_MEASURES))
+                        for i, value in enumerate(contribution):
+                            sums[i] += value
+                conn.executemany(_ROLLUP_UPSERT, [(*key, *sums) for key, sums in rollup.items()])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write to the usage ledger {self.path}: {exc}") from exc
+        return ids
+
+    # -- reading -----------------------------------------------------------------------
+
+    def summarize(self, query: UsageQuery = UsageQuery(), by: GroupBy = "model") -> UsageReport:
+        """Totals and per-group sums (``by`` day groups on the UTC date)."""
+        report = UsageReport(by=by)
+        for key, values in self._grouped(query, by):
+            report.totals.add(values)
+            report.groups.setdefault(key, Totals()).add(values)
+        return report
+
+    def _grouped(self, query: UsageQuery, by: GroupBy) -> Iterator[tuple[str, Sequence[Any]]]:
+        conn = self._connect()
+        # A month bucket cannot be split into days, so a report by day starts at days.
+        periods: tuple[Period, ...] = ("day", "hour") if by == "day" else PERIODS
+        buckets, raws = cover(query.since, query.until, periods)
+        filters, params = self._filters(query)
+        sums = ", ".join(f"SUM({m})" for m in _MEASURES)
+        try:
+            for bucket in buckets:
+                where = ["period = ?", *filters]
+                values: list[Any] = [bucket.period, *params]
+                if bucket.low is not None:
+                    where.append("bucket >= ?")
+                    values.append(bucket.low)
+                if bucket.high is not None:
+                    where.append("bucket < ?")
+                    values.append(bucket.high)
+                key = "bucket" if by == "day" else by
+                sql = f"SELECT {key}, {sums} FROM usage_rollup {_where(where)} GROUP BY {key}"
+                for row in conn.execute(sql, values):
+                    yield (utc_day(row[0]) if by == "day" else row[0]), row[1:]
+            for raw in raws:
+                yield from self._raw_groups(conn, by, raw, filters, params)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from exc
+
+    @staticmethod
+    def _filters(query: UsageQuery) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column in ("model", "provider", "command"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return where, params
+
+    @staticmethod
+    def _raw_groups(
+        conn: sqlite3.Connection, by: GroupBy, raw: RawRange, filters: list[str], params: list[Any]
+    ) -> Iterator[tuple[str, Sequence[Any]]]:
+        where = list(filters)
+        values = list(params)
+        if raw.start is not None:
+            where.append("ts >= ?")
+            values.append(raw.start)
+        if raw.end is not None:
+            where.append("ts < ?")
+            values.append(raw.end)
+        key = "CAST(ts / 86400 AS INTEGER)" if by == "day" else by
+        measures = (
+            "COUNT(*), SUM(COALESCE(input_tokens, 0)), COUNT(input_tokens), SUM(COALESCE(output_tokens, 0)), "
+            "COUNT(output_tokens), SUM(COALESCE(total_tokens, 0)), COUNT(total_tokens), "
+            "SUM(COALESCE(cached_input_tokens, 0)), SUM(COALESCE(cost_usd, 0)), COUNT(cost_usd), "
+            "SUM(status = 'error'), SUM(status = 'interrupted')"
+        )
+        sql = f"SELECT {key}, {measures} FROM calls {_where(where)} GROUP BY {key}"
+        for row in conn.execute(sql, values):
+            yield (utc_day(row[0] * 86400) if by == "day" else row[0]), row[1:]
+
+    def records(self, query: UsageQuery = UsageQuery()) -> Iterator[LedgerRecord]:
+        """The raw rows, oldest first."""
+        conn = self._connect()
+        where, params = self._filters(query)
+        if query.since is not None:
+            where.append("ts >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("ts < ?")
+            params.append(query.until)
+        sql = f"SELECT id, {', '.join(COLUMNS)} FROM calls {_where(where)} ORDER BY ts, id"
+        try:
+            for row in conn.execute(sql, params):
+                yield LedgerRecord(id=row[0], **dict(zip(COLUMNS, row[1:], strict=True)))
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from exc
+
+    def count(self) -> int:
+        try:
+            return int(self._connect().execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from exc
+
+
+def _where(conditions: list[str]) -> str:
+    return f"WHERE {' AND '.join(conditions)}" if conditions else ""

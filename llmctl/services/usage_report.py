@@ -1,0 +1,159 @@
+"""``llmctl usage``'s logic: parse the time range, summarize the ledger, shape the answer.
+
+Sums over calls whose counts are unknown do not pretend: each figure comes with how many
+calls it leaves out, and a figure no call knows is ``None``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, TextIO
+
+from llmctl.errors import UsageError
+from llmctl.services.usage_ledger import (
+    COLUMNS,
+    GroupBy,
+    LedgerError,
+    LedgerRecord,
+    Totals,
+    UsageLedger,
+    UsageQuery,
+    UsageReport,
+)
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_when(text: str, *, now: datetime | None = None, end_of_day: bool = False) -> float:
+    """``7d``, ``24h``, ``30m``, ``2w`` (ago), an ISO date or an ISO date-time → unix time.
+
+    Dates and naive date-times are local time. With ``end_of_day`` a bare date means the
+    end of that day (so ``--until 2025-01-31`` includes the 31st).
+    """
+    now = (now or datetime.now()).astimezone()
+    relative = _RELATIVE.match(text)
+    if relative:
+        amount, unit = float(relative.group(1)), relative.group(2).lower()
+        return now.timestamp() - amount * _UNIT_SECONDS[unit]
+    value = text.strip()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time())
+        return moment.astimezone().timestamp()
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise UsageError(
+            f"Cannot read the time {text!r}.",
+            hint="Use a date (2025-01-31), a date and time (2025-01-31T18:00), or an age: 30m, 24h, 7d, 2w.",
+        ) from None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    by: GroupBy = "model"
+    since: str | None = None
+    until: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    command: str | None = None
+
+    def query(self, now: datetime | None = None) -> UsageQuery:
+        since = None if self.since is None else parse_when(self.since, now=now)
+        until = None if self.until is None else parse_when(self.until, now=now, end_of_day=True)
+        if since is not None and until is not None and since >= until:
+            raise UsageError("--since must be before --until.")
+        return UsageQuery(since=since, until=until, model=self.model, provider=self.provider, command=self.command)
+
+
+def build_report(query: UsageQuery, by: GroupBy, ledger: UsageLedger | None = None) -> UsageReport:
+    """Summarize the ledger (an empty report when nothing was recorded yet)."""
+    own = ledger is None
+    target = UsageLedger() if ledger is None else ledger
+    try:
+        if not target.exists():
+            return UsageReport(by=by)
+        return target.summarize(query, by=by)
+    except LedgerError as exc:
+        raise UsageError(f"Cannot read usage: {exc}.", hint="Check the file's permissions (LLMCTL_HOME).") from exc
+    finally:
+        if own:
+            target.close()
+
+
+def sorted_groups(report: UsageReport) -> list[tuple[str, Totals]]:
+    """Days in order; anything else by cost, then calls, largest first."""
+    items = list(report.groups.items())
+    if report.by == "day":
+        return sorted(items)
+    return sorted(items, key=lambda kv: (-kv[1].cost_usd, -kv[1].calls, kv[0]))
+
+
+def totals_json(totals: Totals) -> dict[str, Any]:
+    """A figure no call knows is null; otherwise the sum of the calls that know it."""
+    return {
+        "calls": totals.calls,
+        "input_tokens": totals.input_tokens if totals.input_calls else None,
+        "output_tokens": totals.output_tokens if totals.output_calls else None,
+        "total_tokens": totals.total_tokens if totals.total_calls else None,
+        "cached_input_tokens": totals.cached_input_tokens,
+        "cost_usd": round(totals.cost_usd, 9) if totals.cost_calls else None,
+        "unknown_input_calls": totals.calls - totals.input_calls,
+        "unknown_output_calls": totals.calls - totals.output_calls,
+        "unknown_tokens_calls": totals.unknown_tokens,
+        "unknown_cost_calls": totals.unknown_cost,
+        "errors": totals.errors,
+        "interrupted": totals.interrupted,
+    }
+
+
+def report_json(report: UsageReport, query: UsageQuery) -> dict[str, Any]:
+    return {
+        "by": report.by,
+        "since": _iso(query.since),
+        "until": _iso(query.until),
+        "filters": {"model": query.model, "provider": query.provider, "command": query.command},
+        "totals": totals_json(report.totals),
+        "groups": [{report.by: key, **totals_json(totals)} for key, totals in sorted_groups(report)],
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def format_cost(usd: float | None) -> str:
+    """``$0.000123`` / ``$0.0123`` / ``$1.23``; ``—`` for unknown; enough digits for a cheap call to show."""
+    if usd is None:
+        return "—"
+    if usd == 0:
+        return "$0"
+    if abs(usd) >= 1:
+        return f"${usd:,.2f}"
+    if abs(usd) >= 0.01:
+        return f"${usd:.4f}"
+    return f"${usd:.6f}"
+
+
+CSV_HEADER: tuple[str, ...] = ("id", "time_utc", *COLUMNS)
+
+
+def write_csv(records: Iterable[LedgerRecord], stream: TextIO) -> int:
+    """The raw rows as CSV (time as ISO 8601 UTC, unknown as empty cells); returns the row count."""
+    writer = csv.writer(stream)
+    writer.writerow(CSV_HEADER)
+    count = 0
+    for r in records:
+        time_utc = r.time_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        writer.writerow([r.id, time_utc, *("" if getattr(r, c) is None else getattr(r, c) for c in COLUMNS)])
+        count += 1
+    return count

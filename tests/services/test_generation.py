@@ -1,0 +1,151 @@
+"""The generation service: prompt composition, params, and runs that finish, fail or are interrupted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from llmctl.config import Defaults, OpenAIProviderSettings
+from llmctl.domain import (
+    CountSource,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    Message,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+    collect,
+)
+from llmctl.errors import InputError, ProviderError, UsageError
+from llmctl.providers.base import ResolvedModel
+from llmctl.services.generation import (
+    GenerationRun,
+    RunStatus,
+    build_messages,
+    compose_prompt,
+    decode_stdin,
+    resolve_params,
+)
+
+
+@dataclass
+class ScriptedProvider:
+    """Yields a fixed list of events; an exception in the list is raised at that point."""
+
+    script: list[StreamEvent | Exception]
+    resolved: ResolvedModel = field(
+        default_factory=lambda: ResolvedModel("fake", "openai", "fake-model", OpenAIProviderSettings())
+    )
+    prepared: bool = False
+
+    def prepare(self) -> None:
+        self.prepared = True
+
+    def context_window(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        for item in self.script:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+REQUEST = GenerationRequest((Message("user", "hi"),))
+
+
+def test_compose_prompt_rules() -> None:
+    assert compose_prompt("summarize this", "notes\n") == "summarize this\n\nnotes\n"
+    assert compose_prompt(None, "only stdin") == "only stdin"
+    assert compose_prompt("only arg", None) == "only arg"
+    assert compose_prompt("only arg", "   \n") == "only arg"
+    with pytest.raises(UsageError):
+        compose_prompt(None, "")
+    with pytest.raises(UsageError):
+        compose_prompt("  ", None)
+
+
+def test_decode_stdin_rejects_non_utf8() -> None:
+    assert decode_stdin("é".encode()) == "é"
+    with pytest.raises(InputError, match="byte 3"):
+        decode_stdin(b"caf\xe9")
+
+
+def test_messages_and_params() -> None:
+    assert build_messages("q", "sys") == (Message("system", "sys"), Message("user", "q"))
+    assert build_messages("q", None) == (Message("user", "q"),)
+    params = resolve_params(Defaults(temperature=0.5, max_tokens=10), temperature=0.0, seed=3)
+    assert (params.temperature, params.top_p, params.max_tokens, params.seed) == (0.0, 0.9, 10, 3)
+
+
+def test_successful_run() -> None:
+    usage = Usage(5, 2, CountSource.PROVIDER)
+    provider = ScriptedProvider([TextDelta("Hel"), TextDelta("lo"), Finished(usage, FinishReason.STOP)])
+    run = GenerationRun(provider, REQUEST)
+    assert list(run.deltas()) == ["Hel", "lo"]
+    result = run.result()
+    assert provider.prepared
+    assert result.status is RunStatus.OK
+    assert result.completion.text == "Hello"
+    assert result.completion.usage == usage
+    assert result.timing.first_token_s is not None
+    assert result.model == "fake-model" and result.provider == "fake"
+
+
+def test_failed_run_keeps_text_and_known_usage() -> None:
+    provider = ScriptedProvider(
+        [
+            UsageUpdate(Usage(input_tokens=7, source=CountSource.PROVIDER)),
+            TextDelta("partial "),
+            TextDelta("answer"),
+            ProviderError("connection dropped"),
+        ]
+    )
+    run = GenerationRun(provider, REQUEST)
+    seen = []
+    with pytest.raises(ProviderError):
+        seen.extend(run.deltas())
+    result = run.result()
+    assert seen == ["partial ", "answer"]
+    assert result.status is RunStatus.ERROR
+    assert result.completion.text == "partial answer"
+    assert result.completion.finish_reason is FinishReason.ERROR
+    assert result.completion.usage.input_tokens == 7
+    assert result.completion.usage.output_tokens is None  # unknown, not 0
+    assert result.error is not None and "dropped" in result.error.message
+
+
+def test_interrupted_run_counts_exact_output_tokens_from_deltas() -> None:
+    provider = ScriptedProvider(
+        [
+            UsageUpdate(Usage(input_tokens=4, source=CountSource.EXACT)),
+            TextDelta("a", 1),
+            TextDelta("bc", 2),
+            TextDelta("never", 1),
+        ]
+    )
+    run = GenerationRun(provider, REQUEST)
+    pieces = run.deltas()
+    assert next(pieces) == "a"
+    assert next(pieces) == "bc"
+    pieces.close()  # the consumer stops reading (Ctrl-C, closed pipe)
+    run.interrupted()
+    result = run.result()
+    assert result.status is RunStatus.INTERRUPTED
+    assert result.completion.text == "abc"
+    assert result.completion.finish_reason is FinishReason.INTERRUPTED
+    assert result.completion.usage == Usage(4, 3, CountSource.EXACT)
+
+
+def test_collect_and_total() -> None:
+    completion = collect([TextDelta("x"), Finished(Usage(1, None, CountSource.PROVIDER), FinishReason.LENGTH)])
+    assert completion.text == "x"
+    assert completion.usage.total_tokens is None
+    assert Usage(2, 3).total_tokens == 5

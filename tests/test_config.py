@@ -1,0 +1,145 @@
+"""Config parsing: valid files load, and every mistake names the file, the line and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmctl.config import (
+    AnthropicProviderSettings,
+    HuggingFaceProviderSettings,
+    OpenAIProviderSettings,
+    Settings,
+    line_of_key,
+    load_settings,
+    parse_settings,
+)
+from llmctl.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_missing_file_gives_defaults(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "nope.toml")
+    assert settings.default_model == "demo"
+    assert settings.defaults.temperature == 0.7
+    assert settings.defaults.max_tokens == 512
+
+
+def test_issue_example_shape_loads(tmp_path: Path) -> None:
+    text = """
+default_model = "llama3"
+[defaults]
+temperature = 0.2
+top_p = 0.95
+max_tokens = 64
+[providers.hf]
+kind = "huggingface"
+device_map = "auto"
+[providers.my-vllm]
+kind = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+api_key_env = "VLLM_API_KEY"
+[providers.anthropic]
+timeout = 5
+[models.llama3]
+provider = "hf"
+id = "meta-llama/Meta-Llama-3-8B-Instruct"
+quantization = "8bit"
+"""
+    settings = parse_settings(text, tmp_path / "c.toml")
+    assert isinstance(settings.providers["hf"], HuggingFaceProviderSettings)
+    assert isinstance(settings.providers["my-vllm"], OpenAIProviderSettings)
+    assert isinstance(settings.providers["anthropic"], AnthropicProviderSettings)
+    assert settings.providers["anthropic"].timeout == 5
+    assert settings.models["llama3"].quantization == "8bit"
+    assert settings.defaults.max_tokens == 64
+
+
+def test_kind_defaults_to_table_name_and_hf_alias() -> None:
+    settings = Settings.model_validate({"providers": {"openai": {}, "hf": {}, "x": {"kind": "hf"}}})
+    assert settings.providers["openai"].kind == "openai"
+    assert settings.providers["hf"].kind == "huggingface"
+    assert settings.providers["x"].kind == "huggingface"
+
+
+def test_unknown_key_names_file_line_and_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = '[defaults]\ntemperature = 0.5\n\n[providers.my-vllm]\nkind = "openai"\nbase_urll = "http://x"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, path)
+    message = str(info.value)
+    assert f"{path}:6" in message
+    assert "providers.my-vllm.base_urll" in message
+    assert "unknown key" in message
+
+
+def test_wrong_type_names_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = 'default_model = "demo"\n[defaults]\ntemperature = "hot"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, path)
+    assert f"{path}:3: defaults.temperature" in str(info.value)
+
+
+def test_out_of_range_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"defaults\.top_p"):
+        parse_settings("[defaults]\ntop_p = 3\n", tmp_path / "c.toml")
+
+
+def test_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    with pytest.raises(ConfigError) as info:
+        parse_settings('default_model = "demo"\n[defaults\n', path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "line 2" in message and "column" in message
+
+
+def test_alias_with_unknown_provider(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = '[models.fast]\nprovider = "nowhere"\nid = "m"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, path)
+    assert f"{path}:2: models.fast.provider" in str(info.value)
+    assert "nowhere" in str(info.value)
+
+
+def test_unknown_provider_kind(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"providers\.x"):
+        parse_settings('[providers.x]\nkind = "cohere"\n', tmp_path / "c.toml")
+
+
+def test_line_of_key_handles_dotted_and_quoted_keys() -> None:
+    text = '[models."my.model"]\nprovider = "hf"\n[defaults]\nseed = 1\ndefaults2.x = 2\n'
+    assert line_of_key(text, ("models", "my.model", "provider")) == 2
+    assert line_of_key(text, ("defaults", "seed")) == 4
+    assert line_of_key(text, ("defaults", "missing")) == 3
+
+
+def test_example_config_at_repo_root_is_valid_and_complete() -> None:
+    example = REPO / "config.example.toml"
+    settings = parse_settings(example.read_text(encoding="utf-8"), example)
+    text = example.read_text(encoding="utf-8")
+    # Every settings key is documented (commented or set) in the example.
+    for key in (
+        "default_model",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "device_map",
+        "dtype",
+        "quantization",
+        "trust_remote_code",
+        "allow_pickle_weights",
+        "base_url",
+        "api_key_env",
+        "api_key_cmd",
+        "timeout",
+        "max_retries",
+        "context_window",
+    ):
+        assert key in text, key
+    assert settings.default_model == "demo"
