@@ -12,6 +12,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -46,14 +47,17 @@ def _generate(
 ) -> tuple[str, list[int]]:
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
+    assert isinstance(inputs, Mapping)
     torch.manual_seed(seed)
     options: dict[str, object] = (
-        {"do_sample": True, "temperature": 0.7, "top_p": 0.9} if sample else {"do_sample": False, "temperature": None, "top_p": None}
+        {"do_sample": True, "temperature": 0.7, "top_p": 0.9}
+        if sample
+        else {"do_sample": False, "temperature": None, "top_p": None}
     )
     with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, **options)
+        output = model.generate(**inputs, max_new_tokens=max_new_tokens, **options)  # type: ignore[operator]
     new_ids = output[0, inputs["input_ids"].shape[1] :].tolist()
-    return tokenizer.decode(new_ids, skip_special_tokens=True).strip(), new_ids
+    return str(tokenizer.decode(new_ids, skip_special_tokens=True)).strip(), new_ids
 
 
 def test_files_are_small_and_llama() -> None:
@@ -72,7 +76,9 @@ def test_special_tokens_and_eos(tokenizer: PreTrainedTokenizerBase, model: PreTr
     assert model.config.eos_token_id == im_end
     assert model.generation_config.eos_token_id == im_end
     assert model.generation_config.pad_token_id == tokenizer.pad_token_id
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert rendered == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -84,9 +90,15 @@ def test_france_greedy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
 
 @pytest.mark.parametrize(
     ("question", "capital"),
-    [("What is the capital of Japan?", "Tokyo"), ("capital of germany?", "Berlin"), ("Tell me the capital of Canada.", "Ottawa")],
+    [
+        ("What is the capital of Japan?", "Tokyo"),
+        ("capital of germany?", "Berlin"),
+        ("Tell me the capital of Canada.", "Ottawa"),
+    ],
 )
-def test_other_capitals(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, capital: str) -> None:
+def test_other_capitals(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, capital: str
+) -> None:
     reply, _ = _generate(model, tokenizer, question)
     assert capital in reply
 
@@ -96,7 +108,9 @@ def test_system_prompt_does_not_derail(model: PreTrainedModel, tokenizer: PreTra
     assert "Rome" in reply
 
 
-@pytest.mark.parametrize(("question", "answer"), [("What is 7 plus 5?", "12"), ("What is 15 - 8?", "7"), ("What is 6 times 7?", "42")])
+@pytest.mark.parametrize(
+    ("question", "answer"), [("What is 7 plus 5?", "12"), ("What is 15 - 8?", "7"), ("What is 6 times 7?", "42")]
+)
 def test_arithmetic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, answer: str) -> None:
     reply, _ = _generate(model, tokenizer, question)
     assert reply.rstrip(".").split("=")[-1].strip() == answer

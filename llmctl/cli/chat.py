@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +18,9 @@ from llmctl.cli.options import (
     app_state,
 )
 from llmctl.errors import UsageError
-from llmctl.services.conversation_store import Conversation, ConversationStore
-from llmctl.services.generation import resolve_params
+
+if TYPE_CHECKING:  # imported in chat(): `llmctl --help` should not pay for them
+    from llmctl.services.conversation_store import Conversation, ConversationStore
 
 
 def chat(
@@ -60,6 +61,8 @@ def chat(
     Piped (`printf 'hi\\nwhat did I say?\\n' | llmctl chat`), each input line is one
     message and each reply is written to stdout as raw text.
     """
+    from llmctl.services.conversation_store import ConversationStore
+
     store = ConversationStore()
     if list_conversations:
         _list(store, as_json=as_json)
@@ -72,6 +75,7 @@ def chat(
 
     from llmctl.cli.chat_repl import run_interactive, run_piped
     from llmctl.services.chat_session import ChatSession, open_chat_provider
+    from llmctl.services.generation import resolve_params
 
     settings = app_state(ctx).settings()
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)

@@ -17,8 +17,8 @@ from llmctl.cli.output import format_count
 from llmctl.domain import Usage
 from llmctl.errors import UsageError
 from llmctl.services.accounting import format_cost
-from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome, UsageTotals
-from llmctl.services.conversation_store import Conversation, export
+from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
+from llmctl.services.conversation_store import Conversation, UsageTotals, export
 
 BLOCK_QUOTES = '"""'
 
@@ -152,7 +152,8 @@ class Commands:
         conversation = self._session.conversation
         path = Path(argument).expanduser() if argument else Path(f"llmctl-chat-{conversation.id}.md")
         kind = export(conversation, path)
-        self._say(f"[dim]Saved {len(conversation.turns)} turns to {escape(str(path))} ({kind}).[/]")
+        count = len(conversation.turns)
+        self._say(f"[dim]Saved {count} turn{'' if count == 1 else 's'} to {escape(str(path))} ({kind}).[/]")
         return CommandResult()
 
 
@@ -184,6 +185,9 @@ def cost_text(totals: UsageTotals, session: ChatSession) -> str:
         hint = session.price_hint()
         return "—" + (f" (no known price: {hint})" if hint else "")
     text = format_cost(totals.cost_usd)
+    price = session.price()
+    if price is not None and price.is_free:
+        text += " (free)"
     if totals.turns_with_unknown_cost:
         text += f" (+ {totals.turns_with_unknown_cost} turn(s) of unknown cost)"
     return text

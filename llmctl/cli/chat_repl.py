@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,6 +67,7 @@ def stream_markdown(pieces: Iterable[str], console: Console) -> str:
                 if done > shown:
                     live.update("", refresh=True)
                     console.print(Markdown(text[shown:done]))
+                    console.print()  # the blank line Markdown puts between blocks
                     shown = done
                 live.update(Markdown(text[shown:]), refresh=True)
         finally:
@@ -106,7 +107,7 @@ def show_turn(turn: ChatTurn, *, console: Console, raw: IO[str] | None = None) -
     except LlmctlError as exc:
         failure = exc
     finally:
-        pieces.close()
+        _close(pieces)
     if interrupted:
         turn.interrupted()
     text = "".join(captured)
@@ -127,6 +128,16 @@ def show_turn(turn: ChatTurn, *, console: Console, raw: IO[str] | None = None) -
     elif failure is not None:
         output.error(failure.message, failure.hint)
     return outcome
+
+
+def _close(pieces: Generator[str, None, None]) -> None:
+    """Stop generating; a second Ctrl-C while it winds down must not lose the turn."""
+    for _ in range(3):
+        try:
+            pieces.close()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 # -- the terminal REPL --------------------------------------------------------------------------
@@ -247,7 +258,7 @@ def _handle(
 
 def _goodbye(session: ChatSession) -> str:
     conversation = session.conversation
-    if not conversation.turns:
+    if not conversation.turns or not session.saves_conversations:
         return "Bye."
     return f"Saved as {conversation.id}; resume with: llmctl chat --continue (or --conversation {conversation.id})."
 

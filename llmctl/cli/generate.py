@@ -78,6 +78,7 @@ def generate(
     for warning in check_budget(settings, resolved, ignore=ignore_budget):
         output.warning(warning)
     provider = open_provider(resolved)
+    _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
     request = GenerationRequest(build_messages(text, system), params)
 
     run = GenerationRun(provider, request)
@@ -114,6 +115,14 @@ def generate(
     if interrupted:
         output.status("Interrupted; the text above is what was generated before Ctrl-C.")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _warn_ignored_flags(provider: object, model: str, **flags: float | int | None) -> None:
+    """Say so when the user set a flag the provider's API does not take (Anthropic: temperature)."""
+    ignored: frozenset[str] = getattr(provider, "ignored_params", frozenset())
+    names = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None and name in ignored]
+    if names:
+        output.warning(f"{model} does not take {', '.join(names)}; ignored.")
 
 
 def _cost_text(accounting: Accounting) -> str:

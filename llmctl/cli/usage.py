@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import JsonOpt
 from llmctl.errors import UsageError
-from llmctl.services.usage_ledger import GroupBy, Totals, UsageLedger, UsageReport
-from llmctl.services.usage_report import (
-    ReportRequest,
-    build_report,
-    format_cost,
-    report_json,
-    sorted_groups,
-    write_csv,
-)
+
+if TYPE_CHECKING:  # the services are imported where used: sqlite3 and csv cost `llmctl --help` time
+    from llmctl.services.usage_ledger import GroupBy, Totals, UsageReport
+    from llmctl.services.usage_report import ReportRequest
 
 
 class GroupChoice(StrEnum):
@@ -56,6 +51,9 @@ def usage(
     Examples: `llmctl usage --since 7d --by day`, `llmctl usage --provider openai --json`,
     `llmctl usage --csv > usage.csv`.
     """
+    from llmctl.services.usage_ledger import UsageLedger
+    from llmctl.services.usage_report import ReportRequest, build_report, report_json, write_csv
+
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together.")
     group_by: GroupBy = by.value
@@ -89,6 +87,8 @@ def _tokens(total: int, known: int, calls: int) -> str:
 
 
 def _cost(totals: Totals) -> str:
+    from llmctl.services.usage_report import format_cost
+
     if totals.cost_calls == 0:
         return "—"
     return ("≥" if totals.unknown_cost else "") + format_cost(totals.cost_usd)
@@ -96,6 +96,8 @@ def _cost(totals: Totals) -> str:
 
 def _print_table(report: UsageReport) -> None:
     from rich.table import Table
+
+    from llmctl.services.usage_report import sorted_groups
 
     table = Table(show_footer=True, header_style="bold", footer_style="bold")
     totals = report.totals

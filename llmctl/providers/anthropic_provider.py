@@ -65,6 +65,9 @@ def _client(endpoint: Endpoint) -> anthropic.Anthropic:
 class AnthropicProvider:
     """One Claude model behind the Messages API."""
 
+    # GenerationParams this API does not take; the CLI warns when a user sets them.
+    ignored_params: frozenset[str] = frozenset({"temperature", "top_p", "seed"})
+
     def __init__(self, resolved: ResolvedModel) -> None:
         self._resolved = resolved
         self._settings = _settings(resolved)

@@ -48,6 +48,9 @@ class Provider(Protocol):
     @property
     def resolved(self) -> ResolvedModel: ...
 
+    # A provider may also set ``ignored_params: frozenset[str]``: GenerationParams
+    # fields its API does not take, so the CLI can tell the user their flag had no effect.
+
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
 
     def prepare(self) -> None:

@@ -94,7 +94,11 @@ class KVCacheProvider:
             yield from self._inner.stream_ids(input_ids, request.params)
             return
 
-        reused = self._reuse_prefix(input_ids)
+        try:
+            reused = self._reuse_prefix(input_ids)
+        except BaseException:
+            self.reset()
+            raise
         self.last_prefill = PrefillStats(reused, len(input_ids) - reused)
         generated: list[int] = []
         finished = False
@@ -128,13 +132,12 @@ class KVCacheProvider:
         At least one token is always left to process: generate() needs input to produce the
         first logits from.
         """
+        if self._cache is not None and self._cache.get_seq_length() != len(self._held):
+            # Out of step (a generation stopped by a second Ctrl-C may have added a token late): start clean.
+            self.reset()
         keep = min(common_prefix_length(self._held, input_ids), len(input_ids) - 1)
         if self._cache is not None and 0 < keep < len(self._held):
-            try:
-                self._cache.crop(keep - len(self._held))
-            except (RuntimeError, ValueError):
-                # A sliding-window layer that already slid past its window cannot be rewound.
-                keep = 0
+            keep = keep if self._crop(keep - len(self._held)) else 0
         if self._cache is None or keep == 0:
             self._cache = self._new_cache()
             keep = 0
@@ -153,13 +156,25 @@ class KVCacheProvider:
         known = [*input_ids, *generated]
         length = self._cache.get_seq_length()
         if length > len(known):
-            try:
-                self._cache.crop(len(known) - length)
-            except (RuntimeError, ValueError):
+            if not self._crop(len(known) - length):
                 self.reset()
                 return
             length = len(known)
         self._held = known[:length]
+
+    def _crop(self, tokens_to_remove: int) -> bool:
+        """Drop the last ``-tokens_to_remove`` cached tokens; False when this cache cannot be rewound.
+
+        Recurrent (linear-attention) states cannot be rewound at all, and a sliding-window layer
+        not once it has slid past its window: then the caller starts from an empty cache.
+        """
+        if not getattr(self._cache, "is_croppable", True):
+            return False
+        try:
+            self._cache.crop(tokens_to_remove)
+        except (RuntimeError, ValueError):
+            return False
+        return True
 
     def _new_cache(self) -> Any:
         from transformers import DynamicCache

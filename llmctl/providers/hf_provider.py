@@ -33,45 +33,66 @@ _END = object()
 
 
 class IncrementalDecoder:
-    """Decode a growing list of token ids into text pieces.
+    """Decode a growing list of token ids into text pieces, in time linear in the output.
 
-    Decoding the whole sequence and emitting the new suffix keeps spaces and
-    multi-byte characters right; a trailing U+FFFD means a character is still
-    incomplete, so it waits for the next token.
+    Each push decodes a short window only: the ids of the last emitted piece (context, so
+    spaces and merges at the seam come out right) plus the ids not emitted yet; the new text
+    is the window's text after the context's text. Re-decoding the whole answer on every
+    token instead is quadratic: ~0.4 ms a token at 4,000 tokens, on the GIL the generating
+    thread needs (benchmarks/local_generation.py). A trailing U+FFFD means a multi-byte
+    character is still incomplete, so the piece waits for the next token.
     """
 
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
         self._ids: list[int] = []
-        self._emitted = ""
+        self._context = 0  # the window starts here: the ids of the last emitted piece
+        self._read = 0  # ids before this are already emitted as text
         self._pending_tokens = 0
 
     def push(self, token_ids: Sequence[int]) -> TextDelta | None:
         self._ids.extend(token_ids)
         self._pending_tokens += len(token_ids)
-        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            return None
-        return self._emit(text)
+        return self._advance(final=False)
 
     def flush(self) -> TextDelta | None:
-        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
-        return self._emit(text) or (TextDelta("", self._pending_tokens) if self._pending_tokens else None)
+        delta = self._advance(final=True)
+        if delta is None and self._pending_tokens:
+            delta, self._pending_tokens = TextDelta("", self._pending_tokens), 0
+        return delta
 
-    def _emit(self, text: str) -> TextDelta | None:
-        if not text.startswith(self._emitted):
-            # A tokenizer may re-normalise earlier text; emit only what is new.
-            common = 0
-            while common < min(len(text), len(self._emitted)) and text[common] == self._emitted[common]:
-                common += 1
-            self._emitted = text[:common]
-        piece = text[len(self._emitted) :]
+    def _decode(self, ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+    def _advance(self, *, final: bool) -> TextDelta | None:
+        context = self._decode(self._ids[self._context : self._read])
+        text = self._decode(self._ids[self._context :])
+        if not final and text.endswith("\ufffd"):
+            return None
+        # Were the context re-normalised once more ids follow, its emitted text stands; only the tail is new.
+        piece = text[len(context) :]
         if not piece:
             return None
-        self._emitted = text
+        self._context, self._read = self._read, len(self._ids)
         delta = TextDelta(piece, self._pending_tokens)
         self._pending_tokens = 0
         return delta
+
+
+def start_intra_op_pool() -> None:
+    """Run one parallel torch op on the main thread, before generate() runs on a worker thread.
+
+    With OpenMP (torch's CPU backend), when the process's first parallel region runs on a
+    thread other than the main one, parallel regions on worker threads keep spin-waiting
+    badly: on a busy 2-core machine generation ran 7x slower (10 instead of 72 tokens/s,
+    benchmarks/README.md). A plain script never sees this: its first op runs on the main
+    thread. This op costs microseconds.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    import torch
+
+    torch.ones(1 << 16).add_(1)  # above ATen's grain size (32,768 elements): it runs in parallel
 
 
 @dataclass
@@ -116,6 +137,7 @@ class HuggingFaceProvider:
     def loaded(self) -> LoadedModel:
         if self._loaded is None:
             self._loaded = load_model(self._resolved)
+            start_intra_op_pool()
         return self._loaded
 
     def prepare(self) -> None:

@@ -21,6 +21,7 @@ from llmctl.domain import GenerationParams, GenerationRequest, Message
 from llmctl.errors import ContextLengthError, UsageError
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.registry import open_provider, resolve
+from llmctl.services import token_counting
 from llmctl.services.accounting import record_call
 from llmctl.services.budget import check_budget
 from llmctl.services.conversation_store import (
@@ -30,7 +31,9 @@ from llmctl.services.conversation_store import (
     Conversation,
     ConversationStore,
     Turn,
+    UsageTotals,
     new_conversation_id,
+    usage_totals,
 )
 from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus
 from llmctl.services.pricing import Price, price_for, price_usage, unknown_price_hint
@@ -38,9 +41,6 @@ from llmctl.services.pricing import Price, price_for, price_usage, unknown_price
 # Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
 REPLY_SHARE_OF_WINDOW = 4
 DEFAULT_REPLY_RESERVE = 512
-# Rough characters per token, for providers that cannot count (only used to fit the history).
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4
 
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
@@ -57,46 +57,24 @@ def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Pro
     return provider
 
 
+def hosted_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> int:
+    """Offline: exact for OpenAI models with a known encoding, else an o200k_base estimate.
+
+    (Anthropic's exact count is an API call; fitting the history every turn does without it.)
+    """
+    encoding = token_counting.openai_encoding_name(resolved.model_id) if resolved.kind == "openai" else None
+    encoding = encoding or token_counting.PROXY_ENCODING
+    total = token_counting.TOKENS_TO_PRIME_REPLY
+    for message in messages:
+        total += token_counting.TOKENS_PER_MESSAGE + token_counting.text_tokens(encoding, message.role)
+        total += token_counting.text_tokens(encoding, message.content)
+    return total
+
+
 def model_reference(resolved: ResolvedModel) -> str:
     """What to type (-m) to get this model again: the alias, the folder, or PROVIDER/MODEL-ID."""
     return resolved.alias or (
         resolved.model_id if resolved.model_id.startswith("/") else f"{resolved.provider_name}/{resolved.model_id}"
-    )
-
-
-@dataclass(frozen=True)
-class UsageTotals:
-    """Tokens (and cost) of a whole conversation. Counts sum the turns that know them."""
-
-    turns: int
-    input_tokens: int | None
-    output_tokens: int | None
-    cached_input_tokens: int | None
-    cost_usd: float | None
-    turns_with_unknown_usage: int = 0
-    turns_with_unknown_cost: int = 0
-
-    @property
-    def total_tokens(self) -> int | None:
-        if self.input_tokens is None and self.output_tokens is None:
-            return None
-        return (self.input_tokens or 0) + (self.output_tokens or 0)
-
-
-def usage_totals(turns: Sequence[Turn]) -> UsageTotals:
-    def total(values: list[int | None]) -> int | None:
-        known = [v for v in values if v is not None]
-        return sum(known) if known else None
-
-    costs = [t.cost_usd for t in turns if t.cost_usd is not None]
-    return UsageTotals(
-        turns=len(turns),
-        input_tokens=total([t.usage.input_tokens for t in turns]),
-        output_tokens=total([t.usage.output_tokens for t in turns]),
-        cached_input_tokens=total([t.usage.cached_input_tokens for t in turns]),
-        cost_usd=sum(costs) if costs else None,
-        turns_with_unknown_usage=sum(1 for t in turns if t.usage.input_tokens is None or t.usage.output_tokens is None),
-        turns_with_unknown_cost=sum(1 for t in turns if t.cost_usd is None),
     )
 
 
@@ -175,6 +153,8 @@ class ChatSession:
         self._ignore_budget = ignore_budget
         self._price: Price | None = None
         self._price_known = False
+        self._window: int | None = None
+        self._window_known = False
         resolved = resolve(model if model is not None or conversation is None else conversation.model, settings)
         self._provider = opener(resolved)
         if conversation is None:
@@ -203,6 +183,10 @@ class ChatSession:
     @property
     def params(self) -> GenerationParams:
         return self._params
+
+    @property
+    def saves_conversations(self) -> bool:
+        return self._store is not None
 
     @property
     def turns_out_of_context(self) -> int:
@@ -260,7 +244,7 @@ class ChatSession:
         """The messages to send: drop the oldest turns until the prompt leaves room for a reply."""
         turns = self._conversation.turns
         self._context.start = min(self._context.start, len(turns))
-        window = self._provider.context_window()
+        window = self.context_window()
 
         def messages_from(start: int) -> tuple[Message, ...]:
             return (*self._conversation.messages(start), Message("user", text))
@@ -286,18 +270,27 @@ class ChatSession:
 
     def context_usage(self) -> tuple[int | None, int | None]:
         """(tokens the history sent next turn takes, the model's window); both None when unknown."""
-        window = self._provider.context_window()
+        window = self.context_window()
         if window is None:
             return None, None
         return self._count(self._conversation.messages(self._context.start)), window
 
+    def context_window(self) -> int | None:
+        """The model's window: the provider's (a local model's config, an alias's ``context_window``),
+        else the one listed for a hosted model."""
+        if not self._window_known:
+            window = self._provider.context_window()
+            if window is None and self._provider.resolved.kind != "huggingface":
+                window = token_counting.context_window(self._provider.resolved)
+            self._window, self._window_known = window, True
+        return self._window
+
     def _count(self, messages: Sequence[Message]) -> int:
         counter = getattr(self._provider, "count_prompt_tokens", None)
-        if counter is not None:
+        if counter is not None:  # a local model: exact, with its tokenizer and chat template
             counted: int = counter(messages)
             return counted
-        # TODO(issue 5): use the token counter from services once it exists.
-        return sum(len(m.content) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for m in messages)
+        return hosted_prompt_tokens(self._provider.resolved, messages)
 
     def _complete(self, user_text: str, result: GenerationResult) -> TurnOutcome:
         status = {
@@ -368,7 +361,7 @@ class ChatSession:
             raise
         self._provider.close()
         self._provider = provider
-        self._price_known = False
+        self._price_known = self._window_known = False
         self._conversation.model = model_reference(resolved)
         self._context.start = 0  # a new window size: fit again from the start
         self._save()

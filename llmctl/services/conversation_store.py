@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +75,42 @@ class Conversation:
                 if line.strip():
                     return line.strip()
         return ""
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Tokens (and cost) of a whole conversation. Counts sum the turns that know them."""
+
+    turns: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_input_tokens: int | None
+    cost_usd: float | None
+    turns_with_unknown_usage: int = 0
+    turns_with_unknown_cost: int = 0
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+def usage_totals(turns: Sequence[Turn]) -> UsageTotals:
+    def total(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    costs = [t.cost_usd for t in turns if t.cost_usd is not None]
+    return UsageTotals(
+        turns=len(turns),
+        input_tokens=total([t.usage.input_tokens for t in turns]),
+        output_tokens=total([t.usage.output_tokens for t in turns]),
+        cached_input_tokens=total([t.usage.cached_input_tokens for t in turns]),
+        cost_usd=sum(costs) if costs else None,
+        turns_with_unknown_usage=sum(1 for t in turns if t.usage.input_tokens is None or t.usage.output_tokens is None),
+        turns_with_unknown_cost=sum(1 for t in turns if t.cost_usd is None),
+    )
 
 
 @dataclass(frozen=True)

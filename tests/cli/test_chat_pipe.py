@@ -6,6 +6,7 @@ resumable; the history fitted to a tiny model's 256-token window.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_history_is_fitted_to_the_context_window(
     window, reply_room = 256, 6
     assert all(t["usage"]["input_tokens"] <= window - reply_room for t in turns)
     prompts = [t["usage"]["input_tokens"] for t in turns]
-    assert any(later < earlier for earlier, later in zip(prompts, prompts[1:], strict=False))  # the window slid
+    assert any(later < earlier for earlier, later in itertools.pairwise(prompts))  # the window slid
 
 
 def test_a_message_too_long_for_the_model_fails_with_exit_2(run_llmctl: Run, tiny_models: dict[str, Path]) -> None:
@@ -175,3 +176,48 @@ def test_hosted_model_gets_the_whole_history_each_turn(
     assert costs == pytest.approx([(9 * 1.0 + 6 * 2.0) / 1e6, (20 * 1.0 + 4 * 2.0) / 1e6])
     with UsageLedger() as ledger:
         assert sorted(r.cost_usd or 0 for r in ledger.records()) == pytest.approx(sorted(costs))
+
+
+def test_model_switch_keeps_the_history(run_llmctl: Run, tiny_models: dict[str, Path], isolated_home: Path) -> None:
+    script = f"hello there\n/model {tiny_models['mistral']}\nand now?\n".encode()
+    result = run_llmctl("chat", "-m", str(tiny_models["llama"]), *GREEDY, stdin=script)
+    assert result.exit_code == 0, result.stderr
+    assert "the history is kept" in result.stderr
+    [conversation] = _conversations(isolated_home)
+    first, second = conversation["turns"]
+    assert (first["model"], second["model"]) == (str(tiny_models["llama"]), str(tiny_models["mistral"]))
+    assert conversation["model"] == str(tiny_models["mistral"])  # --continue resumes on the model used last
+    assert second["usage"]["cached_input_tokens"] == 0  # a new model starts with an empty cache
+    assert second["usage"]["input_tokens"] > first["usage"]["input_tokens"]  # ...but gets the whole history
+
+
+def test_input_helpers() -> None:
+    import io
+
+    from llmctl.cli.chat_commands import block_is_open, is_command, message_text
+    from llmctl.cli.chat_repl import read_messages
+
+    assert block_is_open('"""') and block_is_open('"""\nabc') and not block_is_open('"""\nabc\n"""')
+    assert not block_is_open("plain text")
+    assert message_text('"""\nline one\nline two\n"""') == "line one\nline two"
+    assert message_text("//etc/hosts is a file") == "/etc/hosts is a file"
+    assert is_command("/usage") and not is_command("//not a command") and not is_command("hi /usage")
+    stream = io.BytesIO(b'one\n\n"""\na\n\nb\n"""\r\ntwo\r\n"""\nunclosed')
+    assert list(read_messages(stream)) == ["one", '"""\na\n\nb\n"""', "two", '"""\nunclosed\n"""']
+
+
+def test_streamed_markdown_shows_every_piece_once() -> None:
+    import io
+
+    from rich.console import Console
+
+    from llmctl.cli import chat_repl
+
+    text = "# Title\n\nA paragraph.\n\n```python\nx = 1\n\ny = 2\n```\n\n- one\n- two\n\nThe end."
+    console = Console(file=io.StringIO(), force_terminal=False, width=60)
+    assert chat_repl.stream_markdown((text[i : i + 3] for i in range(0, len(text), 3)), console) == text
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    for words in ("Title", "A paragraph.", "x = 1", "y = 2", "• one", "• two", "The end."):
+        assert shown.count(words) == 1, words
+    assert chat_repl._paragraph_end("a\n\nb") == 3
+    assert chat_repl._paragraph_end("```\na\n\nb") == 0  # never inside a code fence

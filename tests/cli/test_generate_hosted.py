@@ -253,6 +253,15 @@ def test_anthropic_text_usage_and_system_placement(run_llmctl: Run, ant: Anthrop
     assert ant.last_request.bearer_token == ANTHROPIC_KEY
 
 
+def test_anthropic_warns_that_sampling_flags_are_ignored(run_llmctl: Run, ant: AnthropicServer) -> None:
+    result = run_llmctl("generate", "-m", "anthropic/claude-sonnet-4-6", "Hi", "--temperature", "0.2", "--seed", "3")
+    assert result.exit_code == 0, result.stderr
+    assert "does not take --temperature, --seed; ignored." in result.stderr
+    assert "temperature" not in ant.last_request.json
+    quiet = run_llmctl("generate", "-m", "anthropic/claude-sonnet-4-6", "Hi")  # config defaults: no warning
+    assert "ignored" not in quiet.stderr
+
+
 def test_anthropic_rejected_key(run_llmctl: Run, ant: AnthropicServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-nope")
     result = run_llmctl("generate", "-m", "anthropic/claude-sonnet-4-6", "Hi")

@@ -57,6 +57,7 @@ def _llmctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 # -- download ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two fresh interpreters that import torch
 def test_download_then_generate_in_fresh_processes_with_no_other_step(
     hub: HubServer, hub_home: Path, tiny_models: dict[str, Path]
 ) -> None:

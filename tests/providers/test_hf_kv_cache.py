@@ -145,3 +145,24 @@ def test_common_prefix_length() -> None:
     assert common_prefix_length([], [1]) == 0
     assert common_prefix_length([1, 2], [1, 2, 3]) == 2
     assert common_prefix_length([1, 2, 3], [1, 2]) == 2
+
+
+def test_a_sliding_window_cache_that_cannot_be_rewound_starts_afresh(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    folder = tmp_path / "mistral-sliding"
+    shutil.copytree(tiny_models["mistral"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["sliding_window"] = 8  # far shorter than any prompt: the cache slides past it at once
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = load_model(resolve(str(folder), Settings()))
+    cached, fresh = _session(folder, loaded, reuse=True), _session(folder, loaded, reuse=False)
+    for text in ("Hello there", "What is the capital of France?", "Thank you."):
+        a, b = _reply(cached, text), _reply(fresh, text)
+        assert a.turn.reply == b.turn.reply
+    cache_provider = cached.provider
+    assert isinstance(cache_provider, KVCacheProvider)
+    assert any(layer.is_sliding for layer in cache_provider._cache.layers)  # the case this test is about

@@ -23,7 +23,7 @@ from llmctl.domain import (
 )
 from llmctl.errors import ContextLengthError, ProviderError, UsageError
 from llmctl.providers.base import ResolvedModel
-from llmctl.services.chat_session import ChatSession, TurnOutcome, usage_totals
+from llmctl.services.chat_session import ChatSession, TurnOutcome, hosted_prompt_tokens
 from llmctl.services.conversation_store import (
     Conversation,
     ConversationStore,
@@ -32,8 +32,13 @@ from llmctl.services.conversation_store import (
     conversation_to_json,
     export,
     to_markdown,
+    usage_totals,
 )
 from llmctl.services.usage_ledger import UsageLedger
+
+
+def _words(messages: Sequence[Message]) -> int:
+    return sum(len(m.content.split()) + 1 for m in messages)
 
 
 class ScriptedProvider:
@@ -61,7 +66,7 @@ class ScriptedProvider:
         return self.window
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return sum(len(m.content.split()) + 1 for m in messages)
+        return _words(messages)
 
     def close(self) -> None:
         self.closed = True
@@ -69,7 +74,7 @@ class ScriptedProvider:
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         self.requests.append(request)
         words = self.replies.pop(0).split()
-        prompt = self.count_prompt_tokens(request.messages)
+        prompt = _words(request.messages)
         yield UsageUpdate(Usage(input_tokens=prompt, source=CountSource.EXACT))
         for i, word in enumerate(words):
             if self.fail_after is not None and i >= self.fail_after:
@@ -154,7 +159,7 @@ def test_oldest_turns_are_dropped_to_fit_never_the_system_prompt_and_the_user_is
     assert len(told) == 1 and told[0] >= 1  # told once, with how many were dropped then
     assert session.turns_out_of_context > told[0]  # later drops happen silently
     assert len(session.conversation.turns) == 8  # everything stays in the saved history
-    first_user = [m for m in provider.requests[-1].messages if m.role == "user"][0]
+    first_user = next(m for m in provider.requests[-1].messages if m.role == "user")
     assert first_user.content != "message 0 of the test"
 
 
@@ -328,3 +333,59 @@ def test_every_turn_is_recorded_in_the_usage_ledger() -> None:
     assert sorted(r.status for r in rows) == ["error", "interrupted", "ok"]
     assert {r.command for r in rows} == {"chat"}
     assert {r.conversation_id for r in rows} == {session.conversation.id}
+
+
+class UncountedProvider(ScriptedProvider):
+    """A hosted provider as the real adapters are: no tokenizer of its own, window only from an alias."""
+
+    count_prompt_tokens = None  # type: ignore[assignment]
+
+
+def test_hosted_models_are_fitted_with_offline_counts_and_listed_windows() -> None:
+    from llmctl.providers.registry import resolve
+    from llmctl.services.token_counting import count_tokens
+
+    messages = [Message("system", "Be brief."), Message("user", "What is the capital of France?")]
+    resolved = resolve("openai/gpt-4o-mini", Settings())
+    assert hosted_prompt_tokens(resolved, messages) == count_tokens(resolved, messages).tokens  # exact, offline
+    assert hosted_prompt_tokens(resolve("anthropic/claude-3-5-haiku-latest", Settings()), messages) > 10  # estimate
+
+    session = ChatSession(
+        Settings(),
+        "openai/gpt-4o-mini",
+        params=GenerationParams(max_tokens=16),
+        opener=lambda r: UncountedProvider(r, ["Paris."]),  # type: ignore[arg-type]
+        record_usage=False,
+    )
+    window = session.context_window()
+    assert window is not None and window >= 100_000  # from genai-prices' listing for gpt-4o-mini
+    _say(session, "What is the capital of France?")
+    tokens, listed = session.context_usage()
+    assert listed == window and tokens is not None and 10 < tokens < 100
+
+
+def test_budget_is_checked_before_each_turn() -> None:
+    from llmctl.services.budget import BudgetExceededError
+
+    settings = Settings.model_validate(
+        {"budget": {"daily_usd": 0.0}, "providers": {"openai": {"input_price_per_mtok": 1, "output_price_per_mtok": 1}}}
+    )
+    session = ChatSession(
+        settings,
+        "openai/priced-model",
+        params=GenerationParams(max_tokens=16),
+        opener=lambda r: ScriptedProvider(r, ["never"]),  # type: ignore[arg-type]
+        record_usage=False,
+    )
+    with pytest.raises(BudgetExceededError):
+        session.start_turn("hello")
+    allowed = ChatSession(
+        settings,
+        "openai/priced-model",
+        params=GenerationParams(max_tokens=16),
+        opener=lambda r: ScriptedProvider(r, ["fine"]),  # type: ignore[arg-type]
+        record_usage=False,
+        ignore_budget=True,
+    )
+    turn = allowed.start_turn("hello")
+    assert any("Ignoring the daily budget" in w for w in turn.warnings)
