@@ -33,7 +33,7 @@ from llmctl.domain import (
 )
 from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
-from llmctl.providers.hosted import Endpoint, RemoteModel
+from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
 from llmctl.providers.hosted_errors import listing_error, translate
 
 # Used only when a caller leaves max_tokens unset (the config's [defaults] always sets it).
@@ -62,35 +62,17 @@ def _client(endpoint: Endpoint) -> anthropic.Anthropic:
     return anthropic.Anthropic(**options)
 
 
-class AnthropicProvider:
+class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSettings]):
     """One Claude model behind the Messages API."""
 
     # GenerationParams this API does not take; the CLI warns when a user sets them.
     ignored_params: frozenset[str] = frozenset({"temperature", "top_p", "seed"})
 
     def __init__(self, resolved: ResolvedModel) -> None:
-        self._resolved = resolved
-        self._settings = _settings(resolved)
-        self._endpoint: Endpoint | None = None
-        self._client: anthropic.Anthropic | None = None
+        super().__init__(resolved, _settings(resolved))
 
-    @property
-    def resolved(self) -> ResolvedModel:
-        return self._resolved
-
-    def prepare(self) -> None:
-        if self._client is None:
-            self._endpoint = Endpoint.open(self._resolved.provider_name, self._settings)
-            self._client = _client(self._endpoint)
-
-    def context_window(self) -> int | None:
-        model = self._resolved.model_settings
-        return model.context_window if model is not None else None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def _make_client(self, endpoint: Endpoint) -> anthropic.Anthropic:
+        return _client(endpoint)
 
     def request_body(self, request: GenerationRequest) -> dict[str, Any]:
         """The keyword arguments for ``messages.create``."""

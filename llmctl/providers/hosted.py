@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
+from llmctl.providers.base import ResolvedModel
 from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
 
 VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
@@ -63,3 +64,42 @@ class RemoteModel:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_Closable)
+SettingsT = TypeVar("SettingsT", bound=HostedSettings)
+
+
+class HostedProvider(Generic[ClientT, SettingsT]):
+    """The lifecycle both vendor adapters share: resolve the key and build the SDK client once, on prepare()."""
+
+    def __init__(self, resolved: ResolvedModel, settings: SettingsT) -> None:
+        self._resolved = resolved
+        self._settings = settings
+        self._endpoint: Endpoint | None = None
+        self._client: ClientT | None = None
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        return self._resolved
+
+    def _make_client(self, endpoint: Endpoint) -> ClientT:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        if self._client is None:
+            self._endpoint = Endpoint.open(self._resolved.provider_name, self._settings)
+            self._client = self._make_client(self._endpoint)
+
+    def context_window(self) -> int | None:
+        model = self._resolved.model_settings
+        return model.context_window if model is not None else None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

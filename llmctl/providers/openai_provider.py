@@ -27,7 +27,7 @@ from llmctl.domain import (
 )
 from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
-from llmctl.providers.hosted import Endpoint, RemoteModel
+from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
 from llmctl.providers.hosted_errors import listing_error, translate
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
@@ -53,33 +53,15 @@ def _client(endpoint: Endpoint) -> openai.OpenAI:
     return openai.OpenAI(**endpoint.client_options())
 
 
-class OpenAIProvider:
+class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
     """One model behind the Chat Completions API."""
 
     def __init__(self, resolved: ResolvedModel) -> None:
-        self._resolved = resolved
-        self._settings = _settings(resolved)
-        self._endpoint: Endpoint | None = None
-        self._client: openai.OpenAI | None = None
+        super().__init__(resolved, _settings(resolved))
         self._refused: set[str] = set()
 
-    @property
-    def resolved(self) -> ResolvedModel:
-        return self._resolved
-
-    def prepare(self) -> None:
-        if self._client is None:
-            self._endpoint = Endpoint.open(self._resolved.provider_name, self._settings)
-            self._client = _client(self._endpoint)
-
-    def context_window(self) -> int | None:
-        model = self._resolved.model_settings
-        return model.context_window if model is not None else None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def _make_client(self, endpoint: Endpoint) -> openai.OpenAI:
+        return _client(endpoint)
 
     def request_body(self, request: GenerationRequest) -> dict[str, Any]:
         """The keyword arguments for ``chat.completions.create``."""
