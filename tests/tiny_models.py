@@ -81,8 +81,14 @@ def build_tokenizer(family: str, folder: Path, *, with_template: bool = True) ->
     return fast
 
 
-def build_tiny_model(family: str, folder: Path, *, with_template: bool = True, context: int = 256) -> Path:
-    """Save a randomly initialised tiny ``family`` model with its tokenizer to ``folder``."""
+def build_tiny_model(
+    family: str, folder: Path, *, with_template: bool = True, context: int = 256, never_stops: bool = False
+) -> Path:
+    """Save a randomly initialised tiny ``family`` model with its tokenizer to ``folder``.
+
+    ``never_stops`` declares an end-of-sequence id outside the vocabulary, so sampling can never
+    end a reply early: tests that interrupt a long reply need it to still be running.
+    """
     import torch
     from transformers import (
         GemmaConfig,
@@ -115,6 +121,8 @@ def build_tiny_model(family: str, folder: Path, *, with_template: bool = True, c
     else:
         model = GemmaForCausalLM(GemmaConfig(**common, head_dim=8))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if never_stops:
+        model.config.eos_token_id = model.generation_config.eos_token_id = len(tokenizer) + 7
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder, safe_serialization=True)
     return folder

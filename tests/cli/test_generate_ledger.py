@@ -297,7 +297,7 @@ def test_real_generate_processes_and_writers_at_once_lose_no_row(tiny_models: di
 @pytest.fixture(scope="module")
 def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model with a long context so a reply runs long enough to interrupt."""
-    return build_tiny_model("llama", tmp_path_factory.mktemp("slow") / "llama", context=8192)
+    return build_tiny_model("llama", tmp_path_factory.mktemp("slow") / "llama", context=8192, never_stops=True)
 
 
 def test_ctrl_c_in_a_real_process_records_an_interrupted_row(slow_model: Path) -> None:
