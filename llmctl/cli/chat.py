@@ -11,6 +11,7 @@ from llmctl.cli import output
 from llmctl.cli.options import (
     MaxTokensOpt,
     ModelOpt,
+    RenderOpt,
     SeedOpt,
     SystemOpt,
     TemperatureOpt,
@@ -47,6 +48,7 @@ def chat(
     ignore_budget: Annotated[
         bool, typer.Option("--ignore-budget", help="Chat even when a configured budget is spent.")
     ] = False,
+    markdown: RenderOpt = None,
 ) -> None:
     """Chat with a model, in the terminal or through a pipe.
 
@@ -59,7 +61,8 @@ def chat(
     with --conversation ID (--list shows them).
 
     Piped (`printf 'hi\\nwhat did I say?\\n' | llmctl chat`), each input line is one
-    message and each reply is written to stdout as raw text.
+    message and each reply is written to stdout as raw text. In a terminal replies are
+    rendered as Markdown; --raw writes them as raw text.
     """
     from llmctl.services.conversation_store import ConversationStore
 
@@ -92,9 +95,13 @@ def chat(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if interactive:
-            with output.err().status(f"Loading {session.model_name}…"):
-                session.prepare()
-            run_interactive(session, resumed=conversation is not None)
+            try:
+                with output.err().status(f"Loading {session.model_name}…"):
+                    session.prepare()
+            except KeyboardInterrupt:
+                output.status(f"Cancelled while loading {session.model_name}.")
+                raise typer.Exit(130) from None
+            run_interactive(session, resumed=conversation is not None, markdown=markdown is not False)
         else:
             session.prepare()
             run_piped(session, sys.stdin.buffer, sys.stdout)

@@ -1,8 +1,7 @@
 """The two front ends of ``llmctl chat``: a prompt_toolkit REPL, and one message per line when piped.
 
 Both hand every line to the same session and slash commands. In the REPL a
-reply streams as Markdown (finished paragraphs are printed for good, only the
-paragraph being written is redrawn, so long replies never redraw the screen);
+reply streams as Markdown through the same renderer as ``generate`` (cli/render.py);
 piped, replies are raw text on stdout and everything else goes to stderr.
 """
 
@@ -10,8 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +17,8 @@ from rich.console import Console
 
 from llmctl.cli import output
 from llmctl.cli.chat_commands import COMMANDS, Commands, block_is_open, is_command, message_text, recap, status_line
+from llmctl.cli.render import max_tokens_notice, stream_markdown
+from llmctl.domain import FinishReason
 from llmctl.errors import LlmctlError
 from llmctl.paths import data_home
 from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
@@ -26,7 +26,6 @@ from llmctl.services.generation import decode_stdin
 
 PROMPT = ">>> "
 CONTINUATION = "... "
-REDRAW_INTERVAL_S = 0.08
 HISTORY_FILE = "chat_history"
 
 
@@ -37,52 +36,17 @@ def history_path() -> Path:
 # -- showing a reply ----------------------------------------------------------------------------
 
 
-def _paragraph_end(text: str) -> int:
-    """Where the finished paragraphs of ``text`` end (0: none yet); never inside a code fence."""
-    end, in_fence, position = 0, False, 0
-    for line in text.splitlines(keepends=True):
-        position += len(line)
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        elif not line.strip() and not in_fence and position < len(text):
-            end = position
-    return end
-
-
-def stream_markdown(pieces: Iterable[str], console: Console) -> str:
-    """Render streamed Markdown: finished paragraphs once, the current one live. Returns the text."""
-    from rich.live import Live
-    from rich.markdown import Markdown
-
-    text, shown, last_draw = "", 0, 0.0
-    with Live(console=console, vertical_overflow="visible", auto_refresh=False) as live:
-        try:
-            for piece in pieces:
-                text += piece
-                now = time.monotonic()
-                if now - last_draw < REDRAW_INTERVAL_S:
-                    continue
-                last_draw = now
-                done = _paragraph_end(text)
-                if done > shown:
-                    live.update("", refresh=True)
-                    console.print(Markdown(text[shown:done]))
-                    console.print()  # the blank line Markdown puts between blocks
-                    shown = done
-                live.update(Markdown(text[shown:]), refresh=True)
-        finally:
-            # Also after Ctrl-C: what stays on screen is every token received.
-            live.update(Markdown(text[shown:]) if text[shown:].strip() else "", refresh=True)
-    return text
-
-
-def show_turn(turn: ChatTurn, *, console: Console, raw: IO[str] | None = None) -> TurnOutcome:
+def show_turn(
+    turn: ChatTurn, *, console: Console, raw: IO[str] | None = None, interactive: bool | None = None
+) -> TurnOutcome:
     """Stream one reply (Markdown on ``console``, or raw text to ``raw``); Ctrl-C stops only the reply.
 
     The turn is finished (kept in the history, saved, recorded) whatever happened. In the
     REPL a failure is printed and the chat goes on; piped, Ctrl-C and failures end the run
     (re-raised after the turn is kept).
     """
+    if interactive is None:
+        interactive = raw is None
     for warning in turn.warnings:
         output.warning(warning)
     pieces = turn.deltas()
@@ -101,7 +65,7 @@ def show_turn(turn: ChatTurn, *, console: Console, raw: IO[str] | None = None) -
                 raw.write(piece)
                 raw.flush()
         else:
-            stream_markdown(tracked(), console)
+            stream_markdown(tracked(), console, live=console.is_terminal)
     except KeyboardInterrupt:
         interrupted = True
     except LlmctlError as exc:
@@ -115,12 +79,12 @@ def show_turn(turn: ChatTurn, *, console: Console, raw: IO[str] | None = None) -
         if text and not text.endswith("\n"):
             raw.write("\n")
         raw.flush()
-    elif interrupted:
+    if interrupted and interactive:
         console.print("[dim]\\[interrupted][/]", highlight=False)
     outcome = turn.finish()
     for warning in outcome.warnings:
         output.warning(warning)
-    if raw is not None:
+    if not interactive:
         if interrupted:
             raise KeyboardInterrupt
         if failure is not None:
@@ -199,9 +163,13 @@ def _prompt_session() -> Any:
     )
 
 
-def run_interactive(session: ChatSession, *, resumed: bool) -> None:
-    """The REPL: read a message or command, show the reply, repeat until /exit or Ctrl-D."""
+def run_interactive(session: ChatSession, *, resumed: bool, markdown: bool = True) -> None:
+    """The REPL: read a message or command, show the reply, repeat until /exit or Ctrl-D.
+
+    Replies are rendered as Markdown, or written as raw text with ``markdown=False`` (--raw).
+    """
     console = output.out()
+    raw = None if markdown else sys.stdout
     if resumed:
         recap(session.conversation, console)
     output.status(f"Chatting with {session.model_name}. /help for commands, Esc+Enter for a new line, Ctrl-D to quit.")
@@ -218,7 +186,7 @@ def run_interactive(session: ChatSession, *, resumed: bool) -> None:
         if not typed.strip():
             continue
         try:
-            if not _handle(typed, session, commands, console=console):
+            if not _handle(typed, session, commands, console=console, raw=raw, interactive=True):
                 break
         except KeyboardInterrupt:
             output.status("(interrupted)")
@@ -226,7 +194,13 @@ def run_interactive(session: ChatSession, *, resumed: bool) -> None:
 
 
 def _handle(
-    typed: str, session: ChatSession, commands: Commands, *, console: Console, raw: IO[str] | None = None
+    typed: str,
+    session: ChatSession,
+    commands: Commands,
+    *,
+    console: Console,
+    raw: IO[str] | None = None,
+    interactive: bool = False,
 ) -> bool:
     """One line of input; False when the chat should end."""
     try:
@@ -240,11 +214,13 @@ def _handle(
         else:
             turn = session.start_turn(message_text(typed))
     except LlmctlError as exc:
-        if raw is not None:
+        if not interactive:
             raise
         output.error(exc.message, exc.hint)
         return True
-    outcome = show_turn(turn, console=console, raw=raw)
+    outcome = show_turn(turn, console=console, raw=raw, interactive=interactive)
+    if outcome.result.completion.finish_reason is FinishReason.LENGTH:
+        output.status(max_tokens_notice(session.params.max_tokens))
     notice = session.take_drop_notice()
     if notice:
         output.warning(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,13 +14,15 @@ from llmctl.cli.options import (
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
+    RenderOpt,
     SeedOpt,
     SystemOpt,
     TemperatureOpt,
     TopPOpt,
     app_state,
 )
-from llmctl.domain import GenerationRequest
+from llmctl.cli.render import max_tokens_notice, plural, stream_markdown, write_raw_stream
+from llmctl.domain import FinishReason, GenerationRequest
 from llmctl.errors import LlmctlError
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ def generate(
     show_usage: Annotated[bool, typer.Option("--usage", "-u", help="Print token usage to stderr.")] = False,
     as_json: JsonOpt = False,
     ignore_budget: IgnoreBudgetOpt = False,
+    markdown: RenderOpt = None,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -52,7 +56,7 @@ def generate(
     with only one of them, that one alone. Stdin must be UTF-8.
 
     Output: the answer streams to stdout, rendered as Markdown on a terminal and
-    as raw text when piped. Usage and errors go to stderr.
+    as raw text when piped (--markdown / --raw force either). Usage and errors go to stderr.
     Every call is recorded in the usage ledger (`llmctl usage`); a spent [budget]
     refuses the call unless --ignore-budget is given.
     Exit codes: 0 ok, 1 provider failure, 2 usage/config error or budget spent, 130 interrupted.
@@ -85,7 +89,7 @@ def generate(
     failure: LlmctlError | None = None
     interrupted = broken_pipe = False
     try:
-        _show(run, as_json=as_json, stream=not no_stream)
+        _show(run, as_json=as_json, stream=not no_stream, markdown=markdown)
     except KeyboardInterrupt:
         interrupted = True
         run.interrupted()
@@ -106,14 +110,14 @@ def generate(
         raise typer.Exit(0)
     if as_json:
         output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
-    elif (failure or interrupted) and not output.stdout_is_terminal():
-        output.end_raw_text(result.completion.text)
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
         raise failure
+    if result.completion.finish_reason is FinishReason.LENGTH:
+        output.status(max_tokens_notice(params.max_tokens))
     if interrupted:
-        output.status("Interrupted; the text above is what was generated before Ctrl-C.")
+        output.status(interrupt_notice(run, resolved.display_name))
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
@@ -135,27 +139,38 @@ def _cost_text(accounting: Accounting) -> str:
     return "cost unknown (token counts unknown)"
 
 
-def _show(run: GenerationRun, *, as_json: bool, stream: bool) -> None:
+def _show(run: GenerationRun, *, as_json: bool, stream: bool, markdown: bool | None) -> None:
     if as_json:
         for _ in run.deltas():
             pass
         return
-    if not output.stdout_is_terminal():
-        if stream:
-            text = output.write_raw_stream(run.deltas())
-        else:
-            text = "".join(run.deltas())
-            sys.stdout.write(text)
-        output.end_raw_text(text)
-        return
-    if not stream:
-        output.markdown("".join(run.deltas()))
-        return
-    with output.live_markdown() as update:
-        text = ""
-        for piece in run.deltas():
-            text += piece
-            update(text)
+    pieces = run.deltas() if stream else _all_at_once(run.deltas())
+    if output.stdout_is_terminal() if markdown is None else markdown:
+        stream_markdown(pieces, output.out(), live=output.stdout_is_terminal())
+    else:
+        write_raw_stream(pieces)
+
+
+def _all_at_once(pieces: Iterator[str]) -> Iterator[str]:
+    """--no-stream: the answer in one piece; what arrived is still shown when the call ends early."""
+    received: list[str] = []
+    try:
+        received.extend(pieces)
+    finally:
+        text = "".join(received)
+        if text:
+            yield text
+
+
+def interrupt_notice(run: GenerationRun, model: str) -> str:
+    """What Ctrl-C stopped: the load, or the answer after N tokens."""
+    if not run.prepared:
+        return f"Cancelled while loading {model}; nothing was generated."
+    completion = run.result().completion
+    tokens = completion.usage.output_tokens
+    if tokens is None:
+        return f"Interrupted; {plural(len(completion.text), 'character')} arrived before Ctrl-C (token count unknown)."
+    return f"Interrupted after {plural(tokens, 'token')}; the text above is all that arrived."
 
 
 def _silence_stdout() -> None:

@@ -56,3 +56,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 IgnoreBudgetOpt = Annotated[
     bool, typer.Option("--ignore-budget", help="Make the call even if a [budget] in the config is spent.")
 ]
+RenderOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--markdown/--raw",
+        help="Render the answer as Markdown, or write raw text. Default: Markdown on a terminal, raw when piped.",
+    ),
+]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from llmctl.domain import Usage
@@ -35,7 +33,8 @@ def err() -> Console:
     if _stderr is None or _stderr.file is not sys.stderr:
         from rich.console import Console
 
-        _stderr = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        # On a terminal, messages wrap at word boundaries; piped, a message stays one line.
+        _stderr = Console(file=sys.stderr, highlight=False, soft_wrap=not sys.stderr.isatty())
     return _stderr
 
 
@@ -84,39 +83,3 @@ def usage_line(usage: Usage, cost: str | None = None) -> str:
     if cost:
         line += f"; {cost}"
     return line
-
-
-def write_raw_stream(pieces: Iterable[str]) -> str:
-    """Write text pieces to stdout as they come; return all of it."""
-    written: list[str] = []
-    for piece in pieces:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-        written.append(piece)
-    return "".join(written)
-
-
-def end_raw_text(text: str) -> None:
-    if text and not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
-
-
-@contextmanager
-def live_markdown() -> Iterator[Any]:
-    """A callable that re-renders the growing answer as Markdown in place."""
-    from rich.live import Live
-    from rich.markdown import Markdown
-
-    with Live(console=out(), refresh_per_second=10, vertical_overflow="visible") as live:
-
-        def update(text: str) -> None:
-            live.update(Markdown(text))
-
-        yield update
-
-
-def markdown(text: str) -> None:
-    from rich.markdown import Markdown
-
-    out().print(Markdown(text))

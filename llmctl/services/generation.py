@@ -148,6 +148,11 @@ class GenerationRun:
                 close()
             self._ended = self._clock()
 
+    @property
+    def prepared(self) -> bool:
+        """Whether the provider got ready (a local model loaded) before the run ended."""
+        return self._started is not None
+
     def interrupted(self) -> None:
         """Mark the run as stopped by the user (the consumer stopped reading)."""
         if self._builder.finished is None:

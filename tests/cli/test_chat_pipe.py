@@ -204,20 +204,3 @@ def test_input_helpers() -> None:
     assert is_command("/usage") and not is_command("//not a command") and not is_command("hi /usage")
     stream = io.BytesIO(b'one\n\n"""\na\n\nb\n"""\r\ntwo\r\n"""\nunclosed')
     assert list(read_messages(stream)) == ["one", '"""\na\n\nb\n"""', "two", '"""\nunclosed\n"""']
-
-
-def test_streamed_markdown_shows_every_piece_once() -> None:
-    import io
-
-    from rich.console import Console
-
-    from llmctl.cli import chat_repl
-
-    text = "# Title\n\nA paragraph.\n\n```python\nx = 1\n\ny = 2\n```\n\n- one\n- two\n\nThe end."
-    console = Console(file=io.StringIO(), force_terminal=False, width=60)
-    assert chat_repl.stream_markdown((text[i : i + 3] for i in range(0, len(text), 3)), console) == text
-    shown = console.file.getvalue()  # type: ignore[attr-defined]
-    for words in ("Title", "A paragraph.", "x = 1", "y = 2", "• one", "• two", "The end."):
-        assert shown.count(words) == 1, words
-    assert chat_repl._paragraph_end("a\n\nb") == 3
-    assert chat_repl._paragraph_end("```\na\n\nb") == 0  # never inside a code fence
