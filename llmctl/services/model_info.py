@@ -192,11 +192,16 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
     notes = []
     quantized_checkpoint = checkpoint_quantization(config)
     if stats is None:
+        stats = architecture_stats(folder, config)
         pickles = [p for p, _ in files if p.endswith((".bin", ".pt", ".pth"))]
-        notes.append(
-            "No safetensors weights: parameter count and memory estimates unknown"
-            + (f" (pickle weights: {', '.join(pickles[:3])})." if pickles else ".")
-        )
+        weights_note = f" (pickle weights: {', '.join(pickles[:3])})" if pickles else ""
+        if stats is None:
+            notes.append(f"No safetensors weights{weights_note}: parameter count and memory estimates unknown.")
+        else:
+            notes.append(
+                f"No safetensors weights{weights_note}: the parameter count is the architecture's, "
+                "built from config.json on the meta device (no weights read)."
+            )
     elif quantized_checkpoint:
         notes.append(
             f"The checkpoint is already quantized ({quantized_checkpoint}): the parameter count is of the stored "
@@ -230,6 +235,23 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
         hardware=machine,
         notes=notes,
     )
+
+
+# The config's word for a dtype -> the safetensors header's, so both sources count alike.
+_HEADER_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
+
+
+def architecture_stats(folder: Path, config: Mapping[str, Any]) -> TensorStats | None:
+    """Parameter counts from the architecture alone, when the folder has no readable weights."""
+    from llmctl.providers.hf_architecture import parameter_shapes
+
+    shapes = parameter_shapes(folder)
+    if not shapes:
+        return None
+    dtype = _HEADER_DTYPES.get(str(checkpoint_dtype(config, None)), "BF16")
+    header = {name: {"shape": shape, "dtype": dtype} for name, shape in shapes.items()}
+    stats = TensorStats.from_headers({"config.json": header})
+    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, stored_bytes=0, files=())
 
 
 def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
