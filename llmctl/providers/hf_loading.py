@@ -16,6 +16,7 @@ from typing import Any
 from llmctl.config import DType, HuggingFaceProviderSettings, ModelSettings, Quantization
 from llmctl.errors import MissingDependencyError, ModelNotFoundError, ProviderError
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.registry import is_repo_id
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,19 @@ def default_hub_cache() -> Path:
     return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 
-def _locate(model_id: str, options: LoadOptions) -> str:
-    """A local folder, or the snapshot of a repo in the HF cache; never the network."""
-    if Path(model_id).is_dir():
-        return model_id
+def _locate(resolved: ResolvedModel, options: LoadOptions) -> str:
+    """A local folder named by a path, or the snapshot of a repo in the HF cache; never the network.
+
+    A repo id is never tried as a folder in the current directory (see ``registry``).
+    """
+    folder = resolved.local_folder
+    if folder is not None:
+        if not folder.is_dir():
+            raise ModelNotFoundError(f"No model folder at {folder}.")
+        return str(folder)
+    model_id = resolved.model_id
+    if not is_repo_id(model_id):
+        raise ModelNotFoundError(f"{model_id!r} is not a Hugging Face repo id (ORG/NAME) or an absolute folder path.")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -165,7 +175,7 @@ def load_model(resolved: ResolvedModel) -> LoadedModel:
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-    source = _locate(resolved.model_id, options)
+    source = _locate(resolved, options)
     dtype = _torch_dtype(options.dtype)
     compute_dtype = torch.float32 if dtype == "auto" else dtype
     kwargs: dict[str, Any] = {
@@ -230,7 +240,7 @@ def load_tokenizer(resolved: ResolvedModel) -> LoadedTokenizer:
             "Counting tokens for local models needs transformers.",
             hint="Install it with: pip install torch 'llmctl[local]'",
         ) from exc
-    source = _locate(resolved.model_id, options)
+    source = _locate(resolved, options)
     remote = options.trust_remote_code
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
