@@ -130,7 +130,7 @@ def cached_entries(settings: Settings) -> list[ModelEntry]:
         if configured:
             details["quantization"] = configured
         notes = []
-        if repo.incomplete_bytes or snapshot is None or not (snapshot / "config.json").exists():
+        if not repo.is_complete:
             notes.append(f"incomplete download (resume: llmctl models download {repo.repo_id})")
         if repo.repo_id in aliases:
             notes.append("alias: " + ", ".join(sorted(aliases[repo.repo_id])))

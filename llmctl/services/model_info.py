@@ -12,6 +12,7 @@ from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Setting
 from llmctl.errors import ModelNotFoundError
 from llmctl.paths import demo_model_dir
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf_folder import missing_weights
 from llmctl.providers.registry import resolve
 from llmctl.redaction import redact
 from llmctl.services import hardware as hw
@@ -191,6 +192,14 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
     stats = tensor_stats(folder)
     files = folder_file_sizes(folder)
     notes = []
+    missing = missing_weights(folder)
+    if missing:
+        shown = ", ".join(missing[:3])
+        notes.append(
+            f"Incomplete download: {shown} missing; run `llmctl models download {local.repo_id}` again."
+            if local.repo_id
+            else f"No model weights in the folder ({shown} missing)."
+        )
     quantized_checkpoint = checkpoint_quantization(config)
     if stats is None:
         pickles = [p for p, _ in files if p.endswith((".bin", ".pt", ".pth"))]
