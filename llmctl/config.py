@@ -23,6 +23,16 @@ BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic")
 
 # What a shell accepts after `export`: a pasted key (sk-..., with dashes) is not one.
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys that would pass as names: vendor prefixes, and long mixed-case or hex runs with no "_" between words.
+_KEY_PREFIXES = ("sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "AIza")
+_KEY_LIKE_RUN = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{20,}")
+
+
+def looks_like_env_var_name(value: str) -> bool:
+    """True for a plausible variable name; False for what looks like a pasted key."""
+    if not _ENV_VAR_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
+        return False
+    return not any(_KEY_LIKE_RUN.fullmatch(part) for part in value.split("_"))
 
 DType = Literal["auto", "float16", "bfloat16", "float32"]
 Quantization = Literal["8bit", "4bit"]
@@ -66,7 +76,7 @@ class _HostedProviderSettings(_Strict):
     @field_validator("api_key_env")
     @classmethod
     def _names_a_variable(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_VAR_NAME.fullmatch(value):
+        if value is not None and not looks_like_env_var_name(value):
             raise ValueError(
                 "must be the NAME of an environment variable (letters, digits, _), not the key itself; "
                 "export the key in a variable (export MY_KEY=...) and put that variable's name here"
