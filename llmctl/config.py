@@ -34,6 +34,7 @@ def looks_like_env_var_name(value: str) -> bool:
         return False
     return not any(_KEY_LIKE_RUN.fullmatch(part) for part in value.split("_"))
 
+
 DType = Literal["auto", "float16", "bfloat16", "float32"]
 Quantization = Literal["8bit", "4bit"]
 

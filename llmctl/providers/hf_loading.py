@@ -151,14 +151,23 @@ def _cached_snapshot(model_id: str, cache_dir: str) -> str:
         snapshot = getattr(exc, "snapshot_path", None)
         if snapshot and (Path(snapshot) / "config.json").is_file():
             return str(snapshot)
-        if snapshot:
+        if snapshot or _has_snapshots(Path(cache_dir), model_id):
+            # A download that stopped early: files were written, but not all, and no ref points at them yet.
             raise ModelNotFoundError(
-                f"{model_id}: incomplete download (the Hugging Face cache has no config.json for it).",
+                f"{model_id}: incomplete download (the Hugging Face cache has only part of it).",
                 hint=f"Run `llmctl models download {model_id}` again.",
             ) from None
         raise _not_in_cache(model_id) from None
     except (FileNotFoundError, OSError, ValueError):
         raise _not_in_cache(model_id) from None
+
+
+def _has_snapshots(cache_dir: Path, model_id: str) -> bool:
+    snapshots = cache_dir / ("models--" + model_id.replace("/", "--")) / "snapshots"
+    try:
+        return any(p.is_dir() for p in snapshots.iterdir())
+    except OSError:
+        return False
 
 
 def _not_in_cache(model_id: str) -> ModelNotFoundError:
