@@ -358,3 +358,11 @@ def test_api_key_cmd_failure_names_the_key_and_status_but_not_the_command_or_its
 )
 def test_redact(text: str, secrets: tuple[str, ...], expected: str) -> None:
     assert redact(text, secrets) == expected
+
+
+@pytest.mark.parametrize("repo_id", ["org/..", "../outside", "org/a--b", ".hidden/x", "org/x.", "org/-x"])
+def test_models_download_and_rm_refuse_what_is_not_a_repo_id(run_llmctl: Run, repo_id: str) -> None:
+    download = run_llmctl("models", "download", repo_id, "--dry-run")
+    remove = run_llmctl("models", "rm", f"hf/{repo_id}", "--yes")
+    assert download.exit_code == 2 and "is not a Hub repository id" in download.stderr, download.stderr
+    assert remove.exit_code == 2 and "is not a Hub repository id" in remove.stderr, remove.stderr

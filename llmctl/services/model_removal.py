@@ -7,7 +7,7 @@ from pathlib import Path
 
 from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Settings
 from llmctl.errors import ModelNotFoundError, UsageError
-from llmctl.providers.registry import written_as_path
+from llmctl.providers.registry import is_repo_id, written_as_path
 from llmctl.services.hf_cache import Removal, hub_cache_dir, plan_removal, remove
 
 
@@ -60,6 +60,8 @@ def _hf_cache_setting(settings: Settings) -> str | None:
 
 def plan_model_removal(reference: str, settings: Settings, *, revision: str | None = None) -> ModelRemoval:
     repo_id, cache_setting = _repo_and_cache(reference, settings)
+    if not is_repo_id(repo_id):  # it names the folder that gets deleted
+        raise ModelNotFoundError(f"{repo_id!r} is not a Hub repository id.", hint="Use hf/ORG/NAME.")
     cache = hub_cache_dir(cache_setting)
     removal = plan_removal(cache, repo_id, revision)
     return ModelRemoval(**removal.__dict__, cache_dir=cache)
