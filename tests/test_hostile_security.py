@@ -316,12 +316,35 @@ def test_credentials_in_base_url_never_appear(
         run_llmctl("chat", "-m", "gw/some-model"),  # a terminal-less chat: stdin is empty
         run_llmctl("chat", "-m", "gm", stdin=b"hello\n"),
         run_llmctl("config", "set", "providers.gw.base_url", url),
+        run_llmctl("models", "list", "--remote", "gw"),
+        run_llmctl("tokens", "count", "-m", "gm", "hi"),
     ]
     generate = results[5]
     assert generate.exit_code == 1 and "Cannot connect to gw" in generate.stderr and MASK in generate.stderr
     outputs = [text for r in results for text in (r.stdout, r.stderr)]
     assert leaked(secret, [*outputs, *home_files(isolated_home)]) == []
     assert "127.0.0.1" in results[0].stdout  # the rest of the URL is still shown
+    assert results[9].exit_code == 1 and MASK in results[9].stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://user:SECRETPW12345678@host/v1",
+        "http://user:SECRETPW12345678@",
+        "http://[::1:SECRETPW12345678/v1",
+        "SECRETPW12345678",
+        "http://host:SECRETPW12345678/v1",
+        "file:///SECRETPW12345678",
+    ],
+)
+def test_a_base_url_that_is_not_an_http_url_is_refused_without_being_echoed(
+    run_llmctl: Run, config_file: Path, url: str
+) -> None:
+    config_file.write_text(f'[providers.gw]\nkind = "openai"\nbase_url = {json.dumps(url)}\n')
+    result = run_llmctl("config", "show")
+    assert result.exit_code == 2 and "providers.gw.base_url" in result.stderr and "http" in result.stderr
+    assert leaked("SECRETPW12345678", [result.stdout, result.stderr]) == []
 
 
 def test_api_key_cmd_failure_names_the_key_and_status_but_not_the_command_or_its_stderr(
@@ -366,3 +389,13 @@ def test_models_download_and_rm_refuse_what_is_not_a_repo_id(run_llmctl: Run, re
     remove = run_llmctl("models", "rm", f"hf/{repo_id}", "--yes")
     assert download.exit_code == 2 and "is not a Hub repository id" in download.stderr, download.stderr
     assert remove.exit_code == 2 and "is not a Hub repository id" in remove.stderr, remove.stderr
+
+
+@pytest.mark.parametrize("pasted", ["sk-proj-Zx81kQpL0aBcDeFgHiJkLmNoPqRsT", "pass show openai --otp 9f8e7d6c5b4a3921"])
+def test_a_key_pasted_into_api_key_cmd_is_not_echoed_either(
+    run_llmctl: Run, config_file: Path, isolated_home: Path, pasted: str
+) -> None:
+    config_file.write_text(f"[providers.openai]\napi_key_cmd = {json.dumps(pasted)}\n")
+    result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "hi")
+    assert result.exit_code == 1 and "providers.openai.api_key_cmd" in result.stderr, result.stderr
+    assert leaked(pasted.split()[-1], [result.stdout, result.stderr, *home_files(isolated_home)]) == []
