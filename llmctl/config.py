@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmctl.errors import ConfigError
 
@@ -20,6 +20,20 @@ DEMO_MODEL_ALIAS = "demo"
 HF_KINDS = ("huggingface", "hf")
 KIND_ALIASES = {"hf": "huggingface"}
 BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic")
+
+# What a shell accepts after `export`: a pasted key (sk-..., with dashes) is not one.
+_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys that would pass as names: vendor prefixes, and long mixed-case or hex runs with no "_" between words.
+_KEY_PREFIXES = ("sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "AIza")
+_KEY_LIKE_RUN = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{20,}")
+
+
+def looks_like_env_var_name(value: str) -> bool:
+    """True for a plausible variable name; False for what looks like a pasted key."""
+    if not _ENV_VAR_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
+        return False
+    return not any(_KEY_LIKE_RUN.fullmatch(part) for part in value.split("_"))
+
 
 DType = Literal["auto", "float16", "bfloat16", "float32"]
 Quantization = Literal["8bit", "4bit"]
@@ -59,6 +73,33 @@ class _HostedProviderSettings(_Strict):
     input_price_per_mtok: float | None = Field(default=None, ge=0)
     output_price_per_mtok: float | None = Field(default=None, ge=0)
 
+    # Neither message repeats the value: it may be a pasted key, or a URL with a password in it.
+    @field_validator("api_key_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        if value is not None and not looks_like_env_var_name(value):
+            raise ValueError(
+                "must be the NAME of an environment variable (letters, digits, _), not the key itself; "
+                "export the key in a variable (export MY_KEY=...) and put that variable's name here"
+            )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _is_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("must be an http:// or https:// URL (it does not parse as one)") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
+        return value
+
 
 class OpenAIProviderSettings(_HostedProviderSettings):
     """OpenAI, or any server that speaks its Chat Completions API (vLLM, Ollama, ...)."""
@@ -82,7 +123,8 @@ class ModelSettings(_Strict):
     """An alias: a short name for a model on a provider, with per-model options."""
 
     provider: str
-    id: str
+    id: str | None = None  # a Hub repo id or an API's model name (never looked up as a folder)
+    path: str | None = None  # a local model folder
     description: str | None = None
     context_window: int | None = Field(default=None, ge=1)
     quantization: Quantization | None = None
@@ -92,6 +134,17 @@ class ModelSettings(_Strict):
     allow_pickle_weights: bool | None = None
     input_price_per_mtok: float | None = Field(default=None, ge=0)
     output_price_per_mtok: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _id_or_path(self) -> ModelSettings:
+        if (self.id is None) == (self.path is None):
+            raise ValueError("set exactly one of id (a Hub repo id or API model name) and path (a local folder)")
+        return self
+
+    @property
+    def reference(self) -> str:
+        """The id, or the folder as written."""
+        return self.id if self.id is not None else str(self.path)
 
 
 class UsageSettings(_Strict):

@@ -69,4 +69,4 @@ def set_(
     from llmctl.services import config_service  # lazy: pydantic is slow to import
 
     for key, value in config_service.set_values(path, list(zip(pairs[::2], pairs[1::2], strict=True))):
-        output.status(f"Set {key} = {value!r} in {path}")
+        output.status(f"Set {key} = {config_service.shown_value(key, value)!r} in {path}")

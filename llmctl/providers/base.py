@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from llmctl.config import (
@@ -23,7 +25,7 @@ class ResolvedModel:
 
     provider_name: str  # the config's name for the provider ("hf", "my-vllm")
     kind: str  # "huggingface" | "openai" | "anthropic"
-    model_id: str  # repo id, local folder, or the API's model name
+    model_id: str  # repo id, local folder (an absolute path), or the API's model name
     provider_settings: AnyProviderSettings
     model_settings: ModelSettings | None = None  # set when the user named an alias
     alias: str | None = None
@@ -35,6 +37,16 @@ class ResolvedModel:
         if self.model_id.startswith("/"):  # a local folder names itself
             return self.model_id
         return f"{self.provider_name}/{self.model_id}"
+
+    @property
+    def local_folder(self) -> Path | None:
+        """The folder of a local model named by a path; None for a Hub repo id (found in the HF cache only).
+
+        The registry makes every folder absolute, so a relative id is never read from the current directory.
+        """
+        if self.kind == "huggingface" and os.path.isabs(self.model_id):
+            return Path(self.model_id)
+        return None
 
 
 class Provider(Protocol):

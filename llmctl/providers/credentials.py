@@ -24,6 +24,7 @@ from typing import Any
 
 from llmctl.config import AnthropicProviderSettings, OpenAIProviderSettings
 from llmctl.errors import AuthenticationError, ConfigError
+from llmctl.redaction import redact
 
 HostedSettings = OpenAIProviderSettings | AnthropicProviderSettings
 
@@ -96,18 +97,23 @@ def resolve_api_key(
 
 
 def _run_key_command(provider_name: str, command: str, run: Runner) -> str:
+    """Run ``api_key_cmd``. Its command line and its output can hold secrets (a password manager's
+    arguments, a token it echoes on failure, a key pasted where the command belongs), so no message
+    repeats any of it: only the config key and what happened (not found, exit status, timeout)."""
     where = f"providers.{provider_name}.api_key_cmd"
     try:
         argv = shlex.split(command)
-    except ValueError as exc:
-        raise ConfigError(f"{where} is not a valid command line ({exc}).", hint="Check its quoting.") from None
+    except ValueError:
+        raise ConfigError(
+            f"{where} is not a valid command line (unbalanced quotes).", hint="Check its quoting."
+        ) from None
     if not argv:
         raise ConfigError(f"{where} is empty.", hint="Set it to a command that prints the key, or remove it.")
     argv[0] = os.path.expanduser(argv[0])  # no shell runs it, so `~/bin/get-key` needs expanding here
-    hint = f"Run `{command}` yourself to see what it does, or fix {where} in the config."
+    hint = f"Run the command in {where} yourself to see what it says, or fix {where} in the config."
     kwargs: dict[str, Any] = {
         "stdin": subprocess.DEVNULL,  # never let it swallow a prompt piped to llmctl
-        "capture_output": True,
+        "capture_output": True,  # its stderr is not shown: it may echo the secret or its arguments
         "text": True,
         "timeout": KEY_CMD_TIMEOUT_S,
         "check": False,
@@ -115,32 +121,23 @@ def _run_key_command(provider_name: str, command: str, run: Runner) -> str:
     try:
         done = run(argv, **kwargs)
     except FileNotFoundError:
-        raise AuthenticationError(f"{where}: command not found: {argv[0]}.", hint=hint) from None
+        raise AuthenticationError(f"{where}: its program was not found.", hint=hint) from None
     except subprocess.TimeoutExpired:
         raise AuthenticationError(
-            f"{where}: `{argv[0]}` did not finish within {KEY_CMD_TIMEOUT_S:g} s.", hint=hint
+            f"{where}: the command did not finish within {KEY_CMD_TIMEOUT_S:g} s.", hint=hint
         ) from None
     except OSError as exc:
-        raise AuthenticationError(f"{where}: cannot run {argv[0]}: {exc.strerror or exc}.", hint=hint) from None
-    if done.returncode != 0:
-        detail = _last_line(done.stderr or "")
         raise AuthenticationError(
-            f"{where}: `{argv[0]}` failed with exit status {done.returncode}" + (f": {detail}" if detail else "."),
-            hint=hint,
-        )
+            f"{where}: the command cannot be run ({exc.strerror or type(exc).__name__}).", hint=hint
+        ) from None
+    if done.returncode != 0:
+        raise AuthenticationError(f"{where}: the command failed with exit status {done.returncode}.", hint=hint)
     key = next((line.strip() for line in (done.stdout or "").splitlines() if line.strip()), "")
     if not key:
-        raise AuthenticationError(f"{where}: `{argv[0]}` printed no key.", hint=hint)
+        raise AuthenticationError(f"{where}: the command printed no key.", hint=hint)
     return key
 
 
-def _last_line(text: str, limit: int = 200) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:limit] if lines else ""
-
-
 def scrub(text: str, key: ApiKey | None) -> str:
-    """``text`` with the key's value masked, should a server echo it back."""
-    if key is None or key.placeholder or len(key.value) < 4:
-        return text
-    return text.replace(key.value, "****")
+    """``text`` with the key's value masked, should a server echo it back, and URL credentials masked."""
+    return redact(text, () if key is None or key.placeholder else (key.value,))

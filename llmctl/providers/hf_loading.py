@@ -16,6 +16,8 @@ from typing import Any
 from llmctl.config import DType, HuggingFaceProviderSettings, ModelSettings, Quantization
 from llmctl.errors import MissingDependencyError, ModelNotFoundError, ProviderError
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf_folder import check_weights, load_failure, tokenizer_error, weights_error
+from llmctl.providers.registry import is_repo_id
 
 
 @dataclass(frozen=True)
@@ -114,14 +116,32 @@ def default_hub_cache() -> Path:
     return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 
-def _locate(model_id: str, options: LoadOptions) -> str:
-    """A local folder, or the snapshot of a repo in the HF cache; never the network."""
-    if Path(model_id).is_dir():
-        return model_id
+def _locate(resolved: ResolvedModel, options: LoadOptions, *, need_weights: bool) -> str:
+    """A local folder named by a path, or the snapshot of a repo in the HF cache; never the network.
+
+    A repo id is never tried as a folder in the current directory (see ``registry``). With
+    ``need_weights`` a folder or snapshot without its weights is refused, naming what is missing.
+    """
+    folder = resolved.local_folder
+    if folder is not None:
+        if not folder.is_dir():
+            raise ModelNotFoundError(f"No model folder at {folder}.")
+        if need_weights:
+            check_weights(folder, name=resolved.display_name, repo_id=None)
+        return str(folder)
+    model_id = resolved.model_id
+    if not is_repo_id(model_id):
+        raise ModelNotFoundError(f"{model_id!r} is not a Hugging Face repo id (ORG/NAME) or an absolute folder path.")
+    snapshot = _cached_snapshot(model_id, options.cache_dir or str(default_hub_cache()))
+    if need_weights:
+        check_weights(Path(snapshot), name=resolved.display_name, repo_id=model_id)
+    return snapshot
+
+
+def _cached_snapshot(model_id: str, cache_dir: str) -> str:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    cache_dir = options.cache_dir or str(default_hub_cache())
     try:
         return snapshot_download(model_id, local_files_only=True, cache_dir=cache_dir)
     except LocalEntryNotFoundError as exc:
@@ -131,14 +151,23 @@ def _locate(model_id: str, options: LoadOptions) -> str:
         snapshot = getattr(exc, "snapshot_path", None)
         if snapshot and (Path(snapshot) / "config.json").is_file():
             return str(snapshot)
-        if snapshot:
+        if snapshot or _has_snapshots(Path(cache_dir), model_id):
+            # A download that stopped early: files were written, but not all, and no ref points at them yet.
             raise ModelNotFoundError(
-                f"The download of {model_id!r} in the Hugging Face cache is incomplete.",
-                hint=f"Finish it with: llmctl models download {model_id}",
+                f"{model_id}: incomplete download (the Hugging Face cache has only part of it).",
+                hint=f"Run `llmctl models download {model_id}` again.",
             ) from None
         raise _not_in_cache(model_id) from None
     except (FileNotFoundError, OSError, ValueError):
         raise _not_in_cache(model_id) from None
+
+
+def _has_snapshots(cache_dir: Path, model_id: str) -> bool:
+    snapshots = cache_dir / ("models--" + model_id.replace("/", "--")) / "snapshots"
+    try:
+        return any(p.is_dir() for p in snapshots.iterdir())
+    except OSError:
+        return False
 
 
 def _not_in_cache(model_id: str) -> ModelNotFoundError:
@@ -154,7 +183,7 @@ def load_model(resolved: ResolvedModel) -> LoadedModel:
     options = LoadOptions.for_model(resolved)
     try:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
     except ImportError as exc:
         raise MissingDependencyError(
             "Local models need torch and transformers.",
@@ -165,7 +194,7 @@ def load_model(resolved: ResolvedModel) -> LoadedModel:
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-    source = _locate(resolved.model_id, options)
+    source = _locate(resolved, options, need_weights=True)
     dtype = _torch_dtype(options.dtype)
     compute_dtype = torch.float32 if dtype == "auto" else dtype
     kwargs: dict[str, Any] = {
@@ -179,29 +208,49 @@ def load_model(resolved: ResolvedModel) -> LoadedModel:
         kwargs["quantization_config"] = quant
     if _accelerate_available():
         kwargs["device_map"] = options.device_map
+    tokenizer = _load_tokenizer(resolved, source, options)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=options.trust_remote_code, local_files_only=True
-        )
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except ValueError as exc:
-        if "trust_remote_code" in str(exc):
-            raise ProviderError(
-                f"{resolved.display_name} needs custom code from its repository to load.",
-                hint="Review that code, then set trust_remote_code = true for this model in the config.",
-            ) from exc
-        raise ProviderError(f"Could not load {resolved.display_name}: {exc}") from exc
-    except OSError as exc:
-        message = str(exc)
-        if "safetensors" in message or "model.safetensors" in message:
-            raise ProviderError(
-                f"{resolved.display_name} has no safetensors weights; llmctl loads only safetensors by default.",
-                hint="If you trust the files, set allow_pickle_weights = true for this model in the config.",
-            ) from exc
-        raise ProviderError(f"Could not load {resolved.display_name}: {message}") from exc
+    except Exception as exc:  # transformers, safetensors and torch raise many types; each becomes one line
+        raise _model_load_error(resolved, source, exc) from exc
     model.eval()
     window = options.context_window or context_window_of(model.config)
     return LoadedModel(model=model, tokenizer=tokenizer, source=source, context_window=window)
+
+
+def _load_tokenizer(resolved: ResolvedModel, source: str, options: LoadOptions) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=options.trust_remote_code, local_files_only=True)
+    except Exception as exc:  # "You need to have sentencepiece or tiktoken installed" for a folder without one
+        if "trust_remote_code" in str(exc):
+            raise _needs_remote_code(resolved) from exc
+        raise tokenizer_error(Path(source), resolved.display_name, exc) from exc
+
+
+def _needs_remote_code(resolved: ResolvedModel) -> ProviderError:
+    return ProviderError(
+        f"{resolved.display_name} needs custom code from its repository to load.",
+        hint="Review that code, then set trust_remote_code = true for this model in the config.",
+    )
+
+
+def _model_load_error(resolved: ResolvedModel, source: str, exc: Exception) -> ProviderError:
+    name = resolved.display_name
+    repo_id = None if resolved.local_folder is not None else resolved.model_id
+    damaged = weights_error(Path(source), name, repo_id, exc)
+    if damaged is not None:
+        return damaged
+    message = str(exc)
+    if isinstance(exc, ValueError) and "trust_remote_code" in message:
+        return _needs_remote_code(resolved)
+    if isinstance(exc, OSError) and "safetensors" in message:
+        return ProviderError(
+            f"{name} has no safetensors weights; llmctl loads only safetensors by default.",
+            hint="If you trust the files, set allow_pickle_weights = true for this model in the config.",
+        )
+    return load_failure(name, exc)
 
 
 def _accelerate_available() -> bool:
@@ -224,17 +273,17 @@ def load_tokenizer(resolved: ResolvedModel) -> LoadedTokenizer:
     _quiet_libraries()
     options = LoadOptions.for_model(resolved)
     try:
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
     except ImportError as exc:
         raise MissingDependencyError(
             "Counting tokens for local models needs transformers.",
             hint="Install it with: pip install torch 'llmctl[local]'",
         ) from exc
-    source = _locate(resolved.model_id, options)
+    source = _locate(resolved, options, need_weights=False)
     remote = options.trust_remote_code
+    tokenizer = _load_tokenizer(resolved, source, options)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
         config = AutoConfig.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ProviderError(f"Could not load the tokenizer of {resolved.display_name}: {exc}") from exc
+    except Exception as exc:  # a config.json that does not parse, or names an unknown architecture
+        raise load_failure(resolved.display_name, exc) from exc
     return LoadedTokenizer(tokenizer, source, options.context_window or context_window_of(config))

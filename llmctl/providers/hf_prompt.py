@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmctl.domain import Message
+from llmctl.errors import ProviderError
 
 PLAIN_ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -42,17 +43,32 @@ def merge_system_into_first_user(messages: Sequence[Message]) -> list[Message]:
     return [Message("user", system), *rest]
 
 
-def prompt_token_ids(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
-    """The templated prompt's token ids, ready for generation."""
+def prompt_token_ids(tokenizer: Any, messages: Sequence[Message], *, model: str = "The model") -> list[int]:
+    """The templated prompt's token ids, ready for generation.
+
+    A template that does not compile or raises while rendering is a ProviderError naming ``model``.
+    """
     if getattr(tokenizer, "chat_template", None):
         try:
             return _apply_template(tokenizer, messages)
         except Exception as exc:  # jinja raises TemplateError subclasses we cannot import cheaply
             if not any(m.role == "system" for m in messages) or "system" not in str(exc).lower():
-                raise
+                raise template_error(model, exc) from exc
+        try:
             return _apply_template(tokenizer, merge_system_into_first_user(messages))
+        except Exception as exc:
+            raise template_error(model, exc) from exc
     encoded = tokenizer(plain_transcript(messages), add_special_tokens=True)
     return list(encoded["input_ids"])
+
+
+def template_error(model: str, exc: BaseException) -> ProviderError:
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return ProviderError(
+        f"{model}'s chat template failed: {type(exc).__name__}: {detail}",
+        hint="Fix the template (chat_template.jinja, or chat_template in tokenizer_config.json) in the model's "
+        "folder; without one, llmctl sends a plain transcript.",
+    )
 
 
 def _apply_template(tokenizer: Any, messages: Sequence[Message]) -> list[int]:

@@ -150,7 +150,7 @@ class HuggingFaceProvider:
         self._loaded = None
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        return prompt_token_ids(self.loaded.tokenizer, request.messages)
+        return prompt_token_ids(self.loaded.tokenizer, request.messages, model=self._resolved.display_name)
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         input_ids = self.prompt_ids(request)

@@ -7,6 +7,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
+from llmctl.redaction import redact
 
 VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 
@@ -37,7 +38,7 @@ class Endpoint:
         """How messages name it: ``OpenAI``, or ``my-vllm (http://host:8000/v1)``."""
         if self.official:
             return VENDOR_NAMES[self.kind]
-        return f"{self.provider_name} ({self.settings.base_url})"
+        return f"{self.provider_name} ({redact(self.settings.base_url or '')})"
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for the SDK client: the SDK does the retrying and the timing out."""

@@ -4,13 +4,20 @@ Resolution order for a reference:
 1. nothing given: the config's ``default_model`` (``demo`` out of the box);
 2. an alias from ``[models.NAME]``;
 3. ``demo``: the tiny model shipped inside the package;
-4. a path to a local Hugging Face model folder;
+4. a path to a local Hugging Face model folder, only when written as one (``./x``, ``../x``,
+   ``/x``, ``~/x``);
 5. ``provider/model-id``, split at the first ``/`` (so ``hf/org/repo`` works).
+
+A Hub repo id is never looked up as a folder: ``hf/microsoft/phi-2`` (or an alias with
+``id = "microsoft/phi-2"``) loads from the Hugging Face cache even inside a directory that
+holds ``./microsoft/phi-2/``, which would otherwise replace the model, and with
+``trust_remote_code`` run its Python. A folder's ``model_id`` is its absolute path.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -32,8 +39,33 @@ ADAPTERS: dict[str, str] = {
 EXTRA_FOR_KIND = {"huggingface": "local", "openai": "openai", "anthropic": "anthropic"}
 
 
-def _looks_like_path(reference: str) -> bool:
-    return reference.startswith((".", "/", "~")) or Path(reference).expanduser().is_dir()
+# The Hub's rule (huggingface_hub.utils.validate_repo_id): NAME or ORG/NAME, word characters,
+# "-" and "." inside; no "--" or ".." anywhere.
+_REPO_PART = r"[A-Za-z0-9_](?:[\w.\-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID = re.compile(rf"(?!.*(?:--|\.\.)){_REPO_PART}(?:/{_REPO_PART})?")
+
+
+def written_as_path(reference: str) -> bool:
+    """True when the user wrote a filesystem path, not a name: ``./x``, ``../x``, ``/x``, ``~/x``."""
+    return reference.startswith((".", "/", "~"))
+
+
+def folder_path(written: str) -> Path:
+    """The absolute folder a written path names (relative ones from the current directory)."""
+    return Path(written).expanduser().resolve()
+
+
+def is_repo_id(model_id: str) -> bool:
+    return _REPO_ID.fullmatch(model_id) is not None
+
+
+def _local_folder(written: str, *, what: str) -> Path:
+    folder = folder_path(written)
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"No model folder at {folder} ({what}).")
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"{folder} is not a Hugging Face model folder (it has no config.json).")
+    return folder
 
 
 def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
@@ -43,31 +75,30 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
         raise ModelNotFoundError("Empty model name.", hint="Pass -m MODEL or set default_model in the config.")
 
     if reference in settings.models:
-        model = settings.models[reference]
-        return _resolved(settings, model.provider, model.id, model, alias=reference)
+        return _resolved_alias(reference, settings)
 
     if reference == DEMO_MODEL_ALIAS:
         return _resolved(settings, "hf", str(demo_model_dir()), None, alias=DEMO_MODEL_ALIAS)
 
-    if _looks_like_path(reference):
-        folder = Path(reference).expanduser()
-        if not folder.is_dir():
-            raise ModelNotFoundError(f"No model folder at {folder}.")
-        if not (folder / "config.json").is_file():
-            raise ModelNotFoundError(f"{folder} is not a Hugging Face model folder (it has no config.json).")
-        return _resolved(settings, "hf", str(folder.resolve()), None, alias=None)
+    if written_as_path(reference):
+        folder = _local_folder(reference, what=f"from {reference}")
+        return _resolved(settings, "hf", str(folder), None, alias=None)
 
     provider_name, sep, model_id = reference.partition("/")
     if sep and model_id:
         try:
             settings.provider(provider_name)
         except KeyError:
-            raise ModelNotFoundError(
-                f"Unknown provider {provider_name!r} in {reference!r}.",
-                hint=f"Providers: {', '.join(settings.provider_names())}. "
-                f"Add [providers.{provider_name}] to the config to define it.",
-            ) from None
-        return _resolved(settings, provider_name, model_id, None, alias=None)
+            hint = (
+                f"To load the folder ./{reference}, write it as a path: -m ./{reference}"
+                if Path(reference).is_dir()
+                else f"Providers: {', '.join(settings.provider_names())}. "
+                f"Add [providers.{provider_name}] to the config to define it."
+            )
+            raise ModelNotFoundError(f"Unknown provider {provider_name!r} in {reference!r}.", hint=hint) from None
+        resolved = _resolved(settings, provider_name, model_id, None, alias=None)
+        _check_repo_id(resolved, f"-m {reference}")
+        return resolved
 
     aliases = ", ".join(sorted([DEMO_MODEL_ALIAS, *settings.models]))
     raise ModelNotFoundError(
@@ -75,6 +106,33 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
         hint=f"Use an alias ({aliases}), PROVIDER/MODEL-ID (e.g. hf/org/repo, openai/gpt-4o-mini), "
         "or a path to a local model folder. `llmctl models list` shows what there is.",
     )
+
+
+def _resolved_alias(alias: str, settings: Settings) -> ResolvedModel:
+    model = settings.models[alias]
+    resolved = _resolved(settings, model.provider, model.reference, model, alias=alias)
+    if resolved.kind != "huggingface":
+        if model.path is not None:
+            raise ModelNotFoundError(
+                f"models.{alias}.path: a local folder is for Hugging Face models, not provider {model.provider!r}.",
+                hint=f"Set models.{alias}.id to the model name the provider serves.",
+            )
+        return resolved  # a hosted API's model name, which may well look like a path (vLLM's "/models/x")
+    if model.path is not None or written_as_path(model.reference):
+        key = "path" if model.path is not None else "id"
+        folder = _local_folder(model.reference, what=f"models.{alias}.{key}")
+        return _resolved(settings, model.provider, str(folder), model, alias=alias)
+    _check_repo_id(resolved, f"models.{alias}.id")
+    return resolved
+
+
+def _check_repo_id(resolved: ResolvedModel, where: str) -> None:
+    """A local model named by anything but a path must be a Hub repo id (looked up in the cache only)."""
+    if resolved.kind == "huggingface" and not is_repo_id(resolved.model_id):
+        raise ModelNotFoundError(
+            f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME).",
+            hint='For a local folder write a path (./folder, /abs/folder, ~/folder), or path = "..." in an alias.',
+        )
 
 
 def _resolved(

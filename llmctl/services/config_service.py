@@ -10,6 +10,7 @@ import tomli_w
 
 from llmctl.config import Settings, parse_settings, read_raw, validate_settings, write_private
 from llmctl.errors import ConfigError, UsageError
+from llmctl.redaction import redact
 
 STARTER_CONFIG = """\
 # llmctl configuration. Every key, with its default: config.example.toml in the
@@ -51,22 +52,30 @@ def init_config(path: Path, *, force: bool) -> None:
     write_private(path, STARTER_CONFIG)
 
 
-def redact(data: Any, key: str = "") -> Any:
-    """Hide anything that could be a secret; names of environment variables stay."""
+def redact_config(data: Any, key: str = "") -> Any:
+    """Hide anything that could be a secret: secret-named keys whole (``api_key_cmd``: its arguments may
+    be one), credentials inside URLs (``base_url``). Names of environment variables stay."""
     if isinstance(data, dict):
-        return {k: redact(v, k) for k, v in data.items()}
+        return {k: redact_config(v, k) for k, v in data.items()}
     if isinstance(data, list):
-        return [redact(v, key) for v in data]
+        return [redact_config(v, key) for v in data]
     lowered = key.lower()
     if isinstance(data, str) and any(w in lowered for w in _SECRET_WORDS) and not lowered.endswith("_env"):
         return "<redacted>"
+    if isinstance(data, str):
+        return redact(data)
     return data
+
+
+def shown_value(key: str, value: Any) -> Any:
+    """``value`` of dotted ``key`` as it may be echoed back (``config set`` confirms what it stored)."""
+    return redact_config(value, key.rpartition(".")[2])
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:
     """The settings in effect (file values over defaults), secrets redacted."""
     dumped = settings.model_dump(mode="json", exclude_none=True)
-    result: dict[str, Any] = redact({k: v for k, v in dumped.items() if v != {}})
+    result: dict[str, Any] = redact_config({k: v for k, v in dumped.items() if v != {}})
     return result
 
 

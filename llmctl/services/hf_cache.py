@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmctl.errors import ModelNotFoundError
+from llmctl.providers.hf_folder import missing_weights
 from llmctl.providers.hf_loading import default_hub_cache
 
 REPO_PREFIX = "models--"
@@ -80,9 +81,18 @@ class CachedRepo:
 
     @property
     def is_complete(self) -> bool:
-        """A snapshot with a config.json and no download in progress."""
+        """A snapshot with a config.json and its weights, and no download in progress.
+
+        A download stopped by an error (a 404 on a shard, a full disk) leaves a snapshot with the small
+        files only: that one is unfinished, not a model.
+        """
         snap = self.snapshot()
-        return snap is not None and (snap / "config.json").exists() and self.incomplete_bytes == 0
+        return (
+            snap is not None
+            and (snap / "config.json").exists()
+            and self.incomplete_bytes == 0
+            and not missing_weights(snap)
+        )
 
 
 def _mtime(path: Path) -> float:

@@ -9,6 +9,8 @@ from typing import Any
 
 from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, HuggingFaceProviderSettings, ModelSettings, Settings
 from llmctl.paths import demo_model_dir
+from llmctl.providers.registry import folder_path, is_repo_id, resolve, written_as_path
+from llmctl.redaction import redact
 from llmctl.services.hf_cache import cached_models, find_cached, hub_cache_dir
 from llmctl.services.model_weights import tensor_stats
 
@@ -85,7 +87,6 @@ def _alias_details(settings: Settings, alias: str, model: ModelSettings, kind: s
     """Folder or HF-cache details of a local alias; the price of a hosted one."""
     provider = settings.provider(model.provider)
     if kind != "huggingface":
-        from llmctl.providers.registry import resolve
         from llmctl.services.pricing import price_for
 
         price = price_for(resolve(alias, settings))
@@ -94,13 +95,14 @@ def _alias_details(settings: Settings, alias: str, model: ModelSettings, kind: s
             if price is None
             else {"input_price_per_mtok": price.input_per_mtok, "output_price_per_mtok": price.output_per_mtok}
         )
-    local = Path(model.id).expanduser()
     details: dict[str, Any] = {}
-    if local.is_dir():
-        details = _local_details(local)
-    else:
+    if model.path is not None or written_as_path(model.reference):
+        local = folder_path(model.reference)
+        if local.is_dir():
+            details = _local_details(local)
+    elif is_repo_id(model.reference):  # a repo id comes from the cache only, never from a folder here
         cache_dir = provider.cache_dir if isinstance(provider, HuggingFaceProviderSettings) else None
-        repo = find_cached(hub_cache_dir(cache_dir), model.id)
+        repo = find_cached(hub_cache_dir(cache_dir), model.reference)
         snapshot = repo.snapshot() if repo else None
         if repo is not None and snapshot is not None:
             details = {**_local_details(snapshot), "size_bytes": repo.size_on_disk}
@@ -119,7 +121,7 @@ def cached_entries(settings: Settings) -> list[ModelEntry]:
     configured = provider.quantization if isinstance(provider, HuggingFaceProviderSettings) else None
     aliases: dict[str, list[str]] = {}
     for alias, model in settings.models.items():
-        aliases.setdefault(model.id, []).append(alias)
+        aliases.setdefault(model.reference, []).append(alias)
     entries = []
     for repo in cached_models(hub_cache_dir(cache_dir)):
         snapshot = repo.snapshot()
@@ -128,7 +130,7 @@ def cached_entries(settings: Settings) -> list[ModelEntry]:
         if configured:
             details["quantization"] = configured
         notes = []
-        if repo.incomplete_bytes or snapshot is None or not (snapshot / "config.json").exists():
+        if not repo.is_complete:
             notes.append(f"incomplete download (resume: llmctl models download {repo.repo_id})")
         if repo.repo_id in aliases:
             notes.append("alias: " + ", ".join(sorted(aliases[repo.repo_id])))
@@ -171,7 +173,7 @@ def list_models(settings: Settings) -> list[ModelEntry]:
                 name=alias,
                 provider=model.provider,
                 kind=kind,
-                model_id=model.id,
+                model_id=model.reference,
                 source="alias",
                 description=model.description,
                 is_default=settings.default_model == alias,
@@ -193,7 +195,8 @@ def hosted_provider_entries(settings: Settings) -> list[ModelEntry]:
         if provider.kind not in ("openai", "anthropic"):
             continue
         vendor = {"openai": "OpenAI", "anthropic": "Anthropic"}[provider.kind]
-        where = getattr(provider, "base_url", None) or f"the {vendor} API"
+        base_url = getattr(provider, "base_url", None)
+        where = redact(base_url) if base_url else f"the {vendor} API"
         entries.append(
             ModelEntry(
                 name=f"{name}/MODEL",

@@ -12,7 +12,9 @@ through ``hf_hub_download`` unchanged (Xet keeps its own chunk cache).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from llmctl.errors import ProviderError
 from llmctl.services.hf_cache import INCOMPLETE_SUFFIX, repo_folder_name, write_ref
 from llmctl.services.model_download_errors import gated_without_token, hub_error
 from llmctl.services.model_download_plan import (
@@ -74,7 +77,6 @@ class _Quiet:
 
 def check_disk_space(plan: DownloadPlan) -> None:
     """Refuse before starting when the cache's disk cannot hold what is left to download."""
-    from llmctl.errors import ProviderError
     from llmctl.services.units import human_bytes
 
     target = plan.cache_dir
@@ -181,24 +183,73 @@ def _fetch_blob(plan: DownloadPlan, url: str, meta: Any, blob: Path, bar: type) 
         if urlparse(meta.location).netloc != urlparse(url).netloc:
             headers.pop("authorization", None)  # a CDN's signed URL must not see the Hub token
     partial = blob.with_name(blob.name + INCOMPLETE_SUFFIX)
-    with WeakFileLock(lock):
-        if blob.exists():  # another process finished it while we waited
-            return 0, 0
+
+    def fetch_rest() -> int:
+        """Append what ``partial`` lacks; the bytes it held before."""
         if meta.size is not None and partial.exists() and partial.stat().st_size > meta.size:
             partial.unlink()
         with partial.open("ab") as handle:
-            resume_from = handle.tell()
-            http_get(
-                target,
-                handle,
-                resume_size=resume_from,
-                headers=headers,
-                expected_size=meta.size,
-                displayed_filename=blob.name,
-                tqdm_class=bar,
-            )
+            start = handle.tell()
+            if meta.size is None or start < meta.size:
+                http_get(
+                    target,
+                    handle,
+                    resume_size=start,
+                    headers=headers,
+                    expected_size=meta.size,
+                    displayed_filename=blob.name,
+                    tqdm_class=bar,
+                )
+        return start
+
+    with WeakFileLock(lock):
+        if blob.exists():  # another process finished it while we waited
+            return 0, 0
+        resume_from = fetch_rest()
+        if content_matches(partial, blob.name) is False:
+            # Bytes kept from an earlier run were not the start of this file (another tool's
+            # leftovers, a disk error): they are dropped and the whole file fetched again.
+            partial.unlink()
+            if resume_from == 0:
+                raise _checksum_mismatch(plan, blob.name)
+            fetch_rest()
+            if content_matches(partial, blob.name) is False:
+                partial.unlink()
+                raise _checksum_mismatch(plan, blob.name)
+            resume_from = 0
         os.replace(partial, blob)
     return (meta.size or 0) - resume_from, resume_from
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
+
+
+def content_matches(path: Path, blob_name: str) -> bool | None:
+    """Does the file hold what its cache name says? The Hub names LFS blobs by their sha256 and the
+    others by their git blob sha1. None when the name is neither (nothing to check against)."""
+    if _SHA256.fullmatch(blob_name):
+        digest = hashlib.sha256()
+    elif _GIT_SHA1.fullmatch(blob_name):
+        digest = hashlib.sha1(usedforsecurity=False)
+        digest.update(b"blob %d\x00" % path.stat().st_size)
+    else:
+        return None
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == blob_name
+
+
+_HASH_CHUNK = 8 * 1024 * 1024
+
+
+def _checksum_mismatch(plan: DownloadPlan, blob_name: str) -> ProviderError:
+    return ProviderError(
+        f"A file of {plan.repo_id} arrived with the wrong content (its checksum is not {blob_name[:12]}…); "
+        "it was deleted.",
+        hint="Run the same command again; if it keeps happening, the server or a proxy is altering the file.",
+    )
 
 
 def _bar_class(reporter: DownloadProgress) -> type:

@@ -13,6 +13,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
+from llmctl.providers.registry import is_repo_id
 from llmctl.services.hf_cache import INCOMPLETE_SUFFIX, repo_folder_name
 from llmctl.services.model_download_errors import hub_error, offline_error
 from llmctl.services.model_weights import TensorStats
@@ -194,6 +195,12 @@ def plan_download(
     with_stats: bool = False,
 ) -> DownloadPlan:
     """Ask the Hub what ``repo_id`` holds and decide what to fetch. Nothing is written."""
+    if not is_repo_id(repo_id):  # it names folders in the cache: "../x" must never get that far
+        from llmctl.errors import UsageError
+
+        raise UsageError(
+            f"{repo_id!r} is not a Hub repository id.", hint="Use ORG/NAME, e.g. Qwen/Qwen2.5-0.5B-Instruct."
+        )
     ensure_online()
     from huggingface_hub import HfApi
 

@@ -12,7 +12,9 @@ from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Setting
 from llmctl.errors import ModelNotFoundError
 from llmctl.paths import demo_model_dir
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf_folder import missing_weights
 from llmctl.providers.registry import resolve
+from llmctl.redaction import redact
 from llmctl.services import hardware as hw
 from llmctl.services.hf_cache import cached_snapshot, folder_file_sizes, hub_cache_dir
 from llmctl.services.model_weights import (
@@ -161,9 +163,9 @@ def locate_local(resolved: ResolvedModel) -> LocalModel:
     """The folder of a local model: the demo, a folder, or a downloaded repo's snapshot."""
     if resolved.alias == DEMO_MODEL_ALIAS and resolved.model_settings is None:
         return LocalModel(demo_model_dir(), "built-in")
-    folder = Path(resolved.model_id).expanduser()
-    if folder.is_dir():
-        return LocalModel(folder.resolve(), "folder")
+    folder = resolved.local_folder
+    if folder is not None:
+        return LocalModel(folder, "folder")
     provider = resolved.provider_settings
     cache_dir = provider.cache_dir if isinstance(provider, HuggingFaceProviderSettings) else None
     snapshot = cached_snapshot(hub_cache_dir(cache_dir), resolved.model_id)
@@ -190,6 +192,14 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
     stats = tensor_stats(folder)
     files = folder_file_sizes(folder)
     notes = []
+    missing = missing_weights(folder)
+    if missing:
+        shown = ", ".join(missing[:3])
+        notes.append(
+            f"Incomplete download: {shown} missing; run `llmctl models download {local.repo_id}` again."
+            if local.repo_id
+            else f"No model weights in the folder ({shown} missing)."
+        )
     quantized_checkpoint = checkpoint_quantization(config)
     if stats is None:
         stats = architecture_stats(folder, config)
@@ -266,7 +276,7 @@ def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
         kind=resolved.kind,
         model_id=resolved.model_id,
         source="hosted",
-        location=base_url,
+        location=redact(base_url) if base_url else None,
         context_window=window,
         input_price_per_mtok=price.input_per_mtok if price else None,
         output_price_per_mtok=price.output_per_mtok if price else None,

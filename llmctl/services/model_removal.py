@@ -7,6 +7,7 @@ from pathlib import Path
 
 from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Settings
 from llmctl.errors import ModelNotFoundError, UsageError
+from llmctl.providers.registry import is_repo_id, written_as_path
 from llmctl.services.hf_cache import Removal, hub_cache_dir, plan_removal, remove
 
 
@@ -25,13 +26,14 @@ def _repo_and_cache(reference: str, settings: Settings) -> tuple[str, str | None
         provider = settings.provider(model.provider)
         if not isinstance(provider, HuggingFaceProviderSettings):
             raise UsageError(f"{reference} is a hosted model ({model.provider}); nothing is downloaded for it.")
-        if Path(model.id).expanduser().is_dir():
+        if model.path is not None or written_as_path(model.reference):
             raise UsageError(
-                f"{reference} is the local folder {model.id}; llmctl removes only models in the Hugging Face cache.",
+                f"{reference} is the local folder {model.reference}; llmctl removes only models in the Hugging Face "
+                "cache.",
                 hint="Delete the folder yourself if you no longer need it.",
             )
-        return model.id, provider.cache_dir
-    if reference.startswith(("/", ".", "~")) or Path(reference).expanduser().is_dir():
+        return model.reference, provider.cache_dir
+    if written_as_path(reference):
         raise UsageError(
             f"{reference} is a folder; llmctl removes only models in the Hugging Face cache.",
             hint="Delete the folder yourself if you no longer need it.",
@@ -58,6 +60,8 @@ def _hf_cache_setting(settings: Settings) -> str | None:
 
 def plan_model_removal(reference: str, settings: Settings, *, revision: str | None = None) -> ModelRemoval:
     repo_id, cache_setting = _repo_and_cache(reference, settings)
+    if not is_repo_id(repo_id):  # it names the folder that gets deleted
+        raise ModelNotFoundError(f"{repo_id!r} is not a Hub repository id.", hint="Use hf/ORG/NAME.")
     cache = hub_cache_dir(cache_setting)
     removal = plan_removal(cache, repo_id, revision)
     return ModelRemoval(**removal.__dict__, cache_dir=cache)
