@@ -273,3 +273,14 @@ def test_hosted_models_show_the_context_window_tokens_count_knows(run_llmctl: Ru
     assert info["context_window"] == listed["fast"]["context_window"] == counted["context_window"]
     assert f"context\t{counted['context_window']:,} tokens\n" in text
     assert listed[LONG_ALIAS]["context_window"] is None  # a model genai-prices does not know: unknown, not 0
+
+
+def test_one_file_is_one_file(run_llmctl: Run, tmp_path: Path, piped: None) -> None:
+    folder = tmp_path / "bare-model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 1}')
+    result = run_llmctl("models", "info", str(folder))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "context\t1 token" in lines and any(line.startswith("files\t1 file, ") for line in lines)
+    assert "parameters\tunknown" in lines  # no safetensors: unknown, not 0
