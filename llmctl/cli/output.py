@@ -78,7 +78,7 @@ def _escape(text: str) -> str:
 Cell = str | int | None  # None: unknown; an int gets thousands separators on a terminal only
 UNKNOWN_ON_TERMINAL = "—"
 UNKNOWN_PIPED = "unknown"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # would break a line, or drive a terminal
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,6 @@ def table(
     # A rule under the header (and above totals), no vertical lines, two spaces between columns:
     # on an 80-column terminal every character of padding is one a value would have to fold for.
     grid = Table(
-        title=title,
-        title_justify="left",
         box=box.SIMPLE,
         show_edge=False,
         padding=(0, 1, 0, 0),
@@ -139,7 +137,7 @@ def table(
         )
     for row in rows:
         grid.add_row(*(_terminal_text(cell, clip=column.clip) for cell, column in zip(row, columns, strict=True)))
-    _print_table(grid)
+    _print_table(grid, title)
 
 
 def facts(pairs: Iterable[tuple[str, Cell]], *, title: str | None = None) -> None:
@@ -150,12 +148,12 @@ def facts(pairs: Iterable[tuple[str, Cell]], *, title: str | None = None) -> Non
         return
     from rich.table import Table
 
-    grid = Table(show_header=False, box=None, title=title, title_justify="left", title_style="bold", pad_edge=False)
+    grid = Table(show_header=False, box=None, pad_edge=False)
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(overflow="fold")
     for label, value in pairs:
         grid.add_row(_terminal_text(label), _terminal_text(value))
-    _print_table(grid)
+    _print_table(grid, title)
 
 
 def section_break() -> None:
@@ -187,8 +185,13 @@ def _terminal_text(value: Cell, *, clip: bool = False) -> Any:
     return Text(text, no_wrap=True, overflow="ellipsis") if clip else Text(text)
 
 
-def _print_table(grid: Table) -> None:
-    # soft_wrap would stop cells from folding at the terminal's width.
+def _print_table(grid: Table, title: str | None) -> None:
+    from rich.text import Text
+
+    # The title is a line of its own, wrapped at the terminal's width: as the table's own title rich
+    # would wrap it at the table's width, a narrow column of words above a narrow table.
+    if title:
+        out().print(Text(title, style="table.title"), soft_wrap=False)
     out().print(grid, soft_wrap=False)
 
 

@@ -68,7 +68,7 @@ COLUMNS = (output.Column("name"), output.Column("count", justify="right"), outpu
 HOSTILE_ROWS = [
     ("tab\there", 1, "new\nline"),
     ("[bold]markup[/bold]", 1234567, None),
-    ("escape\x1b[31mred", 0, "carriage\rreturn"),
+    ("escape\x1b[31mred", 0, "carriage\rreturn\u2028and\x85more"),
     (LONG_MODEL_ID, None, ""),
 ]
 
@@ -80,7 +80,7 @@ def test_piped_table_is_a_header_then_whole_rows(capsys: pytest.CaptureFixture[s
         ["name", "count", "note"],
         ["tab here", "1", "new line"],
         ["[bold]markup[/bold]", "1234567", "unknown"],  # ints plain, unknown spelled out, never 0
-        ["escape [31mred", "0", "carriage return"],
+        ["escape [31mred", "0", "carriage return and more"],
         [LONG_MODEL_ID, "unknown", ""],
         ["total", "1234567", "unknown"],
     ]
