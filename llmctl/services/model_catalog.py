@@ -189,6 +189,9 @@ HOSTED_HINT = (
 )
 
 
+_VENDORS = {"openai": "OpenAI", "anthropic": "Anthropic"}
+
+
 def hosted_provider_entries(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ModelEntry]:
     """One row per hosted provider: any model it serves is ``NAME/MODEL``.
 
@@ -217,6 +220,3 @@ def hosted_provider_entries(settings: Settings, environ: Mapping[str, str] | Non
         )
         for name, kind, where in rows
     ]
-
-
-_VENDORS = {"openai": "OpenAI", "anthropic": "Anthropic"}
