@@ -170,3 +170,8 @@ class ModelRef:
     @property
     def display(self) -> str:
         return self.alias or f"{self.provider}/{self.model_id}"
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``1 token``, ``2 tokens``, ``1,024 entries`` (pass the plural when it is not noun + "s")."""
+    return f"{count:,} {noun if count == 1 else plural_noun or noun + 's'}"

@@ -86,9 +86,9 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
 
-def _cell(metric: str, value: float | None) -> str:
+def _cell(metric: str, value: float | None) -> str | None:
     if value is None:
-        return "—"
+        return None
     if metric == "ttft_s":
         return _ms(value)
     if metric == "total_s":
@@ -96,57 +96,62 @@ def _cell(metric: str, value: float | None) -> str:
     return f"{value:,.1f}"
 
 
-def _bytes(value: int | None) -> str:
+def _bytes(value: int | None) -> str | None:
     if value is None:
-        return "—"
+        return None
     return f"{value / 2**20:,.0f} MiB" if value < 2**30 else f"{value / 2**30:,.2f} GiB"
 
 
+_STAT_COLUMNS = (
+    output.Column("metric"),
+    output.Column("median", justify="right", no_wrap=True),
+    output.Column("min", justify="right", no_wrap=True),
+    output.Column("max", justify="right", no_wrap=True),
+    output.Column("unit", no_wrap=True),
+)
+
+
 def _print_report(report: BenchReport) -> None:
-    from rich.table import Table
+    from llmctl.domain import plural
 
     opts = report.options
-    counts = _counts(report)
-    title = f"{report.model} · {opts.runs} run{'s' if opts.runs != 1 else ''} after {opts.warmup} warm-up · {counts}"
-    table = Table(title=title, title_justify="left")
-    table.add_column("metric")
-    table.add_column("median", justify="right")
-    table.add_column("min", justify="right")
-    table.add_column("max", justify="right")
-    table.add_column("unit")
+    rows: list[tuple[output.Cell, ...]] = []
     for metric, (label, unit) in _LABELS.items():
         stat: Stat | None = report.stat(metric)
         if stat is None:
-            table.add_row(label, "—", "—", "—", unit)
+            rows.append((label, None, None, None, unit))
         else:
-            table.add_row(label, _cell(metric, stat.median), _cell(metric, stat.min), _cell(metric, stat.max), unit)
-    console = output.out()
-    console.print(table)
+            rows.append((label, _cell(metric, stat.median), _cell(metric, stat.min), _cell(metric, stat.max), unit))
+    output.table(_STAT_COLUMNS, rows, title=f"Benchmark of {report.model}")
 
     env = report.environment
-    details = Table.grid(padding=(0, 2))
-    details.add_column(style="dim")
-    details.add_column()
-    details.add_row("Import backend", f"{report.import_s:,.2f} s")
-    details.add_row("Load", f"{report.load_s:,.2f} s")
-    details.add_row("Peak memory (RSS)", _bytes(report.peak_rss_bytes))
-    if report.peak_gpu_bytes is not None:
-        details.add_row("Peak GPU memory", _bytes(report.peak_gpu_bytes))
     device = env.device
     if env.dtype:
         device += f", {env.dtype}"
     if env.quantization:
         device += f", {env.quantization}"
     if env.torch_threads:
-        device += f", {env.torch_threads} threads"
-    details.add_row("Device", device)
+        device += f", {plural(env.torch_threads, 'thread')}"
+    details: list[tuple[str, output.Cell]] = [
+        ("Model", f"{report.model} ({report.provider})"),
+        ("Runs", f"{plural(opts.runs, 'run')} after {plural(opts.warmup, 'warm-up')}"),
+        ("Tokens per run", _counts(report)),
+        ("Import backend", f"{report.import_s:,.2f} s"),
+        ("Load", f"{report.load_s:,.2f} s"),
+        ("Peak memory (RSS)", _bytes(report.peak_rss_bytes)),
+    ]
+    if report.peak_gpu_bytes is not None:
+        details.append(("Peak GPU memory", _bytes(report.peak_gpu_bytes)))
+    details.append(("Device", device))
     if report.recorded:
-        details.add_row("Ledger", f"{report.recorded} calls recorded as command 'bench' (warm-ups included)")
-    console.print(details)
+        details.append(("Ledger", f"{plural(report.recorded, 'call')} recorded as command 'bench' (warm-ups included)"))
+    output.section_break()
+    output.facts(details)
     short = [run for run in report.runs if run.output_tokens is not None and run.output_tokens < opts.max_tokens]
     if short:
         output.warning(
-            f"{len(short)} run(s) ended before {opts.max_tokens} tokens; their decode rate covers fewer tokens."
+            f"{plural(len(short), 'run')} ended before {plural(opts.max_tokens, 'token')}; "
+            "their decode rate covers fewer tokens."
         )
 
 
@@ -164,4 +169,5 @@ def _counts(report: BenchReport) -> str:
         return f"{low}" if low == high else f"{low}-{high}"
 
     opts = report.options
-    return f"{show(prompts, opts.prompt_tokens)} prompt → {show(outputs, opts.max_tokens)} new tokens"
+    new = show(outputs, opts.max_tokens)
+    return f"{show(prompts, opts.prompt_tokens)} prompt → {new} new token{'' if new == '1' else 's'}"

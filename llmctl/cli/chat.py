@@ -142,21 +142,13 @@ def _list(store: ConversationStore, *, as_json: bool) -> None:
     if not summaries:
         output.status("No saved conversations yet. Start one with: llmctl chat")
         return
-    rows = [(s.id, s.model, str(s.turns), s.title, f"{s.updated_at.astimezone():%Y-%m-%d %H:%M}") for s in summaries]
-    header = ("ID", "MODEL", "TURNS", "FIRST LINE", "UPDATED")
-    if not output.stdout_is_terminal():
-        # Piped: whole values, one tab-separated line each, for cut/awk.
-        for row in (header, *rows):
-            sys.stdout.write("\t".join(value.replace("\t", " ") for value in row) + "\n")
-        return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("ID", no_wrap=True)
-    table.add_column("MODEL", overflow="fold")
-    table.add_column("TURNS", justify="right", no_wrap=True)
-    table.add_column("FIRST LINE", overflow="ellipsis", no_wrap=True, ratio=1)
-    table.add_column("UPDATED", no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    output.out().print(table)
+    output.table(
+        (
+            output.Column("ID", no_wrap=True),
+            output.Column("MODEL"),
+            output.Column("TURNS", justify="right", no_wrap=True),
+            output.Column("FIRST LINE", clip=True),
+            output.Column("UPDATED", no_wrap=True),
+        ),
+        ((s.id, s.model, s.turns, s.title, f"{s.updated_at.astimezone():%Y-%m-%d %H:%M}") for s in summaries),
+    )

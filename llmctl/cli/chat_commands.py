@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmctl.cli.output import format_count
-from llmctl.domain import Usage
+from llmctl.domain import Usage, plural
 from llmctl.errors import UsageError
 from llmctl.services.accounting import format_cost
 from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
@@ -161,7 +161,7 @@ def usage_report(session: ChatSession) -> list[str]:
     """The /usage lines (rich markup)."""
     conversation = session.conversation
     totals = session.totals()
-    turns = f"{totals.turns} turn" + ("" if totals.turns == 1 else "s")
+    turns = plural(totals.turns, "turn")
     lines = [f"[bold]Conversation {conversation.id}[/] · {escape(session.model_name)} · {turns}"]
     cached = totals.cached_input_tokens
     reused = f" ({cached:,} reused from cache)" if cached else ""
@@ -169,13 +169,14 @@ def usage_report(session: ChatSession) -> list[str]:
     lines.append(f"  output tokens: {format_count(totals.output_tokens)}")
     lines.append(f"  total tokens:  {format_count(totals.total_tokens)}")
     if totals.turns_with_unknown_usage:
-        lines.append(f"  [dim]{totals.turns_with_unknown_usage} turn(s) with unknown counts are not in these sums[/]")
+        unknown = plural(totals.turns_with_unknown_usage, "turn")
+        lines.append(f"  [dim]{unknown} with unknown counts left out of these sums[/]")
     lines.append(f"  cost:          {escape(cost_text(totals, session))}")
     tokens, window = session.context_usage()
     if window is not None and tokens is not None:
         context = f"  context:       {tokens:,} of {window:,} tokens"
         if session.turns_out_of_context:
-            context += f"; {session.turns_out_of_context} oldest turn(s) no longer sent"
+            context += f"; {plural(session.turns_out_of_context, 'oldest turn')} no longer sent"
         lines.append(context)
     return lines
 
@@ -189,7 +190,7 @@ def cost_text(totals: UsageTotals, session: ChatSession) -> str:
     if price is not None and price.is_free:
         text += " (free)"
     if totals.turns_with_unknown_cost:
-        text += f" (+ {totals.turns_with_unknown_cost} turn(s) of unknown cost)"
+        text += f" (+ {plural(totals.turns_with_unknown_cost, 'turn')} of unknown cost)"
     return text
 
 
@@ -219,13 +220,14 @@ def recap(conversation: Conversation, console: Console, *, last: int = 3) -> Non
     """Show where a resumed conversation stands: its last few turns."""
     turns = conversation.turns
     console.print(
-        f"[dim]Continuing conversation {conversation.id} ({len(turns)} turns, model {escape(conversation.model)}).[/]",
+        f"[dim]Continuing conversation {conversation.id} ({plural(len(turns), 'turn')}, "
+        f"model {escape(conversation.model)}).[/]",
         highlight=False,
     )
     if conversation.system:
         console.print(f"[dim]System: {escape(conversation.system)}[/]", highlight=False)
     if len(turns) > last:
-        console.print(f"[dim]… {len(turns) - last} earlier turn(s)[/]", highlight=False)
+        console.print(f"[dim]… {plural(len(turns) - last, 'earlier turn')}[/]", highlight=False)
     for turn in turns[-last:]:
         console.print(f"[bold]you>[/] {escape(turn.user)}", highlight=False)
         console.print(escape(turn.reply) + (" [dim]\\[interrupted][/]" if turn.status == "interrupted" else ""))

@@ -18,7 +18,7 @@ from rich.console import Console
 from llmctl.cli import output
 from llmctl.cli.chat_commands import COMMANDS, Commands, block_is_open, is_command, message_text, recap, status_line
 from llmctl.cli.render import max_tokens_notice, stream_markdown
-from llmctl.domain import FinishReason
+from llmctl.domain import FinishReason, plural
 from llmctl.errors import LlmctlError
 from llmctl.paths import data_home
 from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
@@ -224,8 +224,9 @@ def _handle(
     notice = session.take_drop_notice()
     if notice:
         output.warning(
-            f"{notice} oldest turn(s) no longer fit in the context window of {session.model_name} and are not "
-            "sent to the model any more (they stay in the saved conversation; the system prompt is always kept)."
+            f"{plural(notice, 'oldest turn')} no longer {'fits' if notice == 1 else 'fit'} in the context window of "
+            f"{session.model_name} and {'is' if notice == 1 else 'are'} not sent to the model any more "
+            "(they stay in the saved conversation; the system prompt is always kept)."
         )
     if raw is None or sys.stderr.isatty():
         output.status(status_line(outcome, session))

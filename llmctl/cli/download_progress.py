@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llmctl.cli import output
+from llmctl.domain import plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,7 +71,9 @@ class RichDownloadProgress:
         total = sum(f.size or 0 for f in pending)
         already = sum(f.partial_bytes for f in pending)
         self.progress.start()
-        self._overall = self.progress.add_task(f"total ({len(pending)} files)", total=total, completed=already)
+        self._overall = self.progress.add_task(
+            f"total ({plural(len(pending), 'file')})", total=total, completed=already
+        )
 
     def file_started(self, path: str, size: int | None, resumed_from: int) -> None:
         label = path if len(path) <= 40 else "…" + path[-39:]

@@ -21,8 +21,8 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
-from llmctl.cli.render import max_tokens_notice, plural, stream_markdown, write_raw_stream
-from llmctl.domain import FinishReason, GenerationRequest
+from llmctl.cli.render import max_tokens_notice, stream_markdown, write_raw_stream
+from llmctl.domain import FinishReason, GenerationRequest, plural
 from llmctl.errors import LlmctlError
 
 if TYPE_CHECKING:

@@ -15,14 +15,26 @@ if TYPE_CHECKING:
 app = typer.Typer(help="List, download, inspect, load and remove models.", no_args_is_help=True)
 
 
-def _size(entry: ModelEntry) -> str:
-    if entry.size_bytes is None:
-        return "—"
-    return f"{entry.size_bytes / 1e6:,.1f} MB" if entry.size_bytes < 1e9 else f"{entry.size_bytes / 1e9:,.2f} GB"
+def _row(entry: ModelEntry) -> tuple[output.Cell, ...]:
+    """The cells of one model; a provider row (``NAME/MODEL``) has no size or parameters of its own."""
+    from llmctl.services.units import human_bytes, human_count
+
+    if entry.source == "provider":
+        return (entry.name, entry.provider, entry.model_id, "", "", "", _notes(entry))
+    on_disk = entry.kind == "huggingface"
+    return (
+        entry.name,
+        entry.provider,
+        entry.model_id,
+        None if entry.parameters is None else human_count(entry.parameters),
+        entry.context_window,
+        (None if entry.size_bytes is None else human_bytes(entry.size_bytes)) if on_disk else "",
+        _notes(entry),
+    )
 
 
 def _notes(entry: ModelEntry) -> str:
-    notes = []
+    notes = ["default"] if entry.is_default else []
     if entry.quantization:
         notes.append(entry.quantization)
     if entry.input_price_per_mtok is not None and entry.output_price_per_mtok is not None:
@@ -30,6 +42,17 @@ def _notes(entry: ModelEntry) -> str:
     if entry.description:
         notes.append(entry.description)
     return "; ".join(notes)
+
+
+LIST_COLUMNS = (
+    output.Column("name"),
+    output.Column("provider"),
+    output.Column("model"),
+    output.Column("params", justify="right", no_wrap=True),
+    output.Column("context", justify="right", no_wrap=True),
+    output.Column("size", justify="right", no_wrap=True),
+    output.Column("notes"),
+)
 
 
 @app.command("list")
@@ -56,20 +79,7 @@ def list_(
     if as_json:
         output.print_json([e.to_json() for e in entries])
         return
-    from rich.table import Table
-
-    from llmctl.services.units import human_count
-
-    table = Table(title="Models", title_justify="left")
-    for column in ("name", "provider", "model", "params", "context", "size"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("name", "params", "context", "size"))
-    table.add_column("notes", overflow="fold")
-    for e in entries:
-        name = f"{e.name} (default)" if e.is_default else e.name
-        context = "—" if e.context_window is None else f"{e.context_window:,}"
-        params = "—" if e.parameters is None else human_count(e.parameters)
-        table.add_row(name, e.provider, e.model_id, params, context, _size(e), _notes(e))
-    output.out().print(table)
+    output.table(LIST_COLUMNS, (_row(e) for e in entries), title="Models")
     if any(e.is_default and e.source == "built-in" for e in entries):
         output.status(DEMO_SWITCH_HINT)
     if any(e.source == "provider" for e in entries):

@@ -11,8 +11,6 @@ from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from llmctl.services.model_download import DownloadPlan, DownloadResult
     from llmctl.services.model_weights import TensorStats
 
@@ -107,14 +105,16 @@ def _announce(plan: DownloadPlan) -> None:
 
     cached = sum(1 for f in plan.files if not f.transfers)
     partial = [f for f in plan.files if f.state == "partial"]
+    from llmctl.domain import plural
+
     line = (
-        f"{plan.repo_id}@{plan.revision} (commit {plan.commit_sha[:10]}): {len(plan.files)} files, "
+        f"{plan.repo_id}@{plan.revision} (commit {plan.commit_sha[:10]}): {plural(len(plan.files), 'file')}, "
         f"{human_bytes(plan.total_bytes)} → {plan.cache_dir}"
     )
     if cached:
         line += f"; {cached} already downloaded"
     if partial:
-        line += f"; resuming {len(partial)} partial file{'s' if len(partial) > 1 else ''}"
+        line += f"; resuming {plural(len(partial), 'partial file')}"
     if plan.token_source:
         line += f"; using the token from {plan.token_source}"
     output.status(line)
@@ -135,27 +135,35 @@ def _show_plan(plan: DownloadPlan, *, as_json: bool) -> None:
         data["hardware"] = machine.to_json() if machine else None
         output.print_json(data)
         return
-    from rich.table import Table
+    from llmctl.domain import plural
 
     console = output.out()
     title = f"{plan.repo_id}@{plan.revision} (commit {plan.commit_sha[:10]}) — dry run, nothing downloaded"
-    table = Table(title=title, title_justify="left")
-    table.add_column("file", overflow="fold")
-    table.add_column("size", justify="right")
-    table.add_column("in cache")
     states = {"cached": "yes", "blob": "yes (another revision)", "partial": "partly", "missing": "no"}
-    for f in plan.files:
-        done = f" ({human_bytes(f.partial_bytes)})" if f.state == "partial" else ""
-        table.add_row(f.path, human_bytes(f.size), states[f.state] + done)
-    console.print(table)
+    output.table(
+        (output.Column("file"), output.Column("size", justify="right", no_wrap=True), output.Column("in cache")),
+        (
+            (
+                f.path,
+                human_bytes(f.size),
+                states[f.state] + (f" ({human_bytes(f.partial_bytes)})" if f.state == "partial" else ""),
+            )
+            for f in plan.files
+        ),
+        title=title,
+    )
+    output.section_break()
     console.print(
-        f"Total {human_bytes(plan.total_bytes)} in {len(plan.files)} files; "
+        f"{plan.repo_id}@{plan.revision} (commit {plan.commit_sha[:10]}), dry run, nothing downloaded: "
+        f"total {human_bytes(plan.total_bytes)} in {plural(len(plan.files), 'file')}; "
         f"{human_bytes(plan.remaining_bytes)} to download into {plan.cache_dir}."
     )
     if plan.skipped:
         names = ", ".join(p for p, _ in plan.skipped[:6]) + (" ..." if len(plan.skipped) > 6 else "")
         size = sum(s or 0 for _, s in plan.skipped)
-        console.print(f"Skipped {len(plan.skipped)} files ({human_bytes(size)}): {names}  (--include PATTERN to add)")
+        console.print(
+            f"Skipped {plural(len(plan.skipped), 'file')} ({human_bytes(size)}): {names}  (--include PATTERN to add)"
+        )
     if plan.gated:
         console.print(
             "Gated model: accept its license on the model page and set HF_TOKEN"
@@ -164,41 +172,46 @@ def _show_plan(plan: DownloadPlan, *, as_json: bool) -> None:
     if plan.stats is not None:
         note = f" ({plan.stats_note})" if plan.stats_note else ""
         console.print(f"Parameters: {human_count(plan.stats.parameters)}{note}")
-        print_memory_table(console, rows, machine)
+        print_memory_table(rows, machine)
     elif plan.stats_note:
         console.print(f"Memory needed: unknown ({plan.stats_note}).")
     for warning in plan.warnings:
         output.warning(warning)
 
 
-def print_memory_table(console: Console, rows: list[Any], machine: Any) -> None:
+def print_memory_table(rows: list[Any], machine: Any) -> None:
     """Weights per precision and whether they fit RAM and each GPU (shared with ``models info``)."""
-    from rich.table import Table
-
     from llmctl.services.units import human_bytes
 
     devices = list(rows[0].fits) if rows else []
-    title = "Memory needed (weights; 8-bit/4-bit keep embeddings and norms in 16-bit; 'fits' adds 20% headroom)"
-    table = Table(title=title, title_justify="left")
-    table.add_column("precision")
-    table.add_column("weights", justify="right")
-    for device in devices:
-        table.add_column(f"fits {_device_label(device, machine)}", justify="center")
-    for row in rows:
-        table.add_row(row.precision, human_bytes(row.weights_bytes), *("yes" if row.fits[d] else "no" for d in devices))
-    console.print(table)
+    output.section_break()
+    output.table(
+        (
+            output.Column("precision", no_wrap=True),
+            output.Column("weights", justify="right", no_wrap=True),
+            *(output.Column(f"fits {_device_label(device, machine)}") for device in devices),
+        ),
+        (
+            (row.precision, human_bytes(row.weights_bytes), *("yes" if row.fits[d] else "no" for d in devices))
+            for row in rows
+        ),
+        title="Memory needed (weights; 8-bit/4-bit keep embeddings and norms in 16-bit; 'fits' adds 20% headroom)",
+    )
     if machine is not None:
-        print_machine(console, machine)
+        print_machine(machine)
 
 
-def print_machine(console: Console, machine: Any) -> None:
+def print_machine(machine: Any) -> None:
     from llmctl.services.units import human_bytes
 
     gpus = ", ".join(f"{g.device} {g.name} {human_bytes(g.total_bytes)}" for g in machine.gpus)
-    console.print(
-        f"This machine: RAM {human_bytes(machine.ram_total_bytes)} "
-        f"({human_bytes(machine.ram_available_bytes)} available); GPUs: {gpus or 'none'}"
-        + (f" ({machine.gpu_note})." if machine.gpu_note else ".")
+    output.section_break()
+    output.facts(
+        [
+            ("RAM", f"{human_bytes(machine.ram_total_bytes)} ({human_bytes(machine.ram_available_bytes)} available)"),
+            ("GPUs", (gpus or "none") + (f" ({machine.gpu_note})" if machine.gpu_note else "")),
+        ],
+        title="This machine",
     )
 
 

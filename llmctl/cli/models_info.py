@@ -36,63 +36,64 @@ def info(ctx: typer.Context, model: ModelArg, as_json: JsonOpt = False) -> None:
 
 
 def _print_details(d: ModelDetails) -> None:
-    from rich.table import Table
-
     from llmctl.cli.models_download import print_machine, print_memory_table
+    from llmctl.domain import plural
     from llmctl.services.units import human_bytes, human_count
 
-    console = output.out()
-    facts = Table(show_header=False, box=None, title=d.name, title_justify="left", title_style="bold")
-    facts.add_column(style="dim")
-    facts.add_column(overflow="fold")
-    facts.add_row("provider", f"{d.provider} ({d.kind})")
-    facts.add_row("model", d.model_id + (f" @ {d.revision[:12]}" if d.revision else ""))
-    facts.add_row("source", d.source)
+    facts: list[tuple[str, output.Cell]] = [
+        ("name", d.name),
+        ("provider", f"{d.provider} ({d.kind})"),
+        ("model", d.model_id + (f" @ {d.revision[:12]}" if d.revision else "")),
+        ("source", d.source),
+    ]
     if d.location:
-        facts.add_row("location", d.location)
+        facts.append(("location", d.location))
+    context = None if d.context_window is None else plural(d.context_window, "token")
     if d.source == "hosted":
-        facts.add_row("context", "unknown" if d.context_window is None else f"{d.context_window:,} tokens")
         price = (
-            "unknown"
+            None
             if d.input_price_per_mtok is None
             else f"${d.input_price_per_mtok:g} input / ${d.output_price_per_mtok:g} output per million tokens"
         )
-        facts.add_row("price", price)
-        console.print(facts)
-        for note in d.notes:
-            console.print(f"[dim]{note}[/]")
+        output.facts([*facts, ("context", context), ("price", price)])
+        _print_notes(d.notes)
         return
-    facts.add_row("architecture", d.architecture or "unknown")
+    facts.append(("architecture", d.architecture))
     if d.parameters is not None:
         dtypes = ", ".join(f"{k} {human_count(v)}" for k, v in sorted(d.parameters_by_dtype.items()))
-        facts.add_row("parameters", f"{human_count(d.parameters)} ({d.parameters:,}; {dtypes})")
+        facts.append(("parameters", f"{human_count(d.parameters)} ({d.parameters:,}; {dtypes})"))
     else:
-        facts.add_row("parameters", "unknown")
-    facts.add_row("stored as", d.checkpoint_dtype or "unknown")
+        facts.append(("parameters", None))
+    facts.append(("stored as", d.checkpoint_dtype))
     if d.checkpoint_quantization:
-        facts.add_row("checkpoint", f"pre-quantized: {d.checkpoint_quantization}")
+        facts.append(("checkpoint", f"pre-quantized: {d.checkpoint_quantization}"))
     if d.configured_quantization:
-        facts.add_row("quantization", f"{d.configured_quantization} (from the config)")
-    facts.add_row("context", "unknown" if d.context_window is None else f"{d.context_window:,} tokens")
+        facts.append(("quantization", f"{d.configured_quantization} (from the config)"))
+    facts.append(("context", context))
     template = (
         f"yes ({d.chat_template_source})" if d.has_chat_template else "no (llmctl uses a plain-text fallback prompt)"
     )
-    facts.add_row("chat template", template)
-    facts.add_row("files", f"{len(d.files)} files, {human_bytes(d.size_bytes)}")
-    console.print(facts)
+    facts.append(("chat template", template))
+    facts.append(("files", f"{plural(len(d.files), 'file')}, {human_bytes(d.size_bytes)}"))
+    output.facts(facts)
 
-    files = Table(title="Files", title_justify="left")
-    files.add_column("file", overflow="fold")
-    files.add_column("size", justify="right")
-    for path, size in d.files:
-        files.add_row(path, human_bytes(size))
-    console.print(files)
+    output.section_break()
+    output.table(
+        (output.Column("file"), output.Column("size", justify="right", no_wrap=True)),
+        ((path, human_bytes(size)) for path, size in d.files),
+        title="Files",
+    )
     if d.estimates:
-        print_memory_table(console, d.estimates, d.hardware)
+        print_memory_table(d.estimates, d.hardware)
     elif d.hardware is not None:
-        print_machine(console, d.hardware)
-    for note in d.notes:
-        console.print(f"[dim]{note}[/]")
+        print_machine(d.hardware)
+    _print_notes(d.notes)
+
+
+def _print_notes(notes: list[str]) -> None:
+    """Notes are about the figures, not figures: stderr, so piped tables stay tables."""
+    for note in notes:
+        output.status(note)
 
 
 def load(
@@ -149,30 +150,31 @@ def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | Non
 
 
 def _print_report(r: LoadReport) -> None:
-    from rich.table import Table
-
+    from llmctl.domain import plural
     from llmctl.services.units import human_bytes
 
-    console = output.out()
-    table = Table(show_header=False, box=None, title=f"Loaded {r.name}", title_justify="left", title_style="bold")
-    table.add_column(style="dim")
-    table.add_column(overflow="fold")
-    table.add_row("from", r.location)
-    table.add_row("load time", f"{r.load_seconds:.2f} s (+ {r.import_seconds:.2f} s importing the libraries)")
-    table.add_row("dtype", r.dtype + (f", {r.quantization} (bitsandbytes)" if r.quantization else ""))
     total = sum(r.devices.values()) or 1
     if len(r.devices) == 1:
         placement = f"whole model on {next(iter(r.devices))}"
     else:
         placement = ", ".join(f"{device} {n / total:.0%}" for device, n in r.devices.items()) + " of the parameters"
     if r.device_map is not None:
-        placement += f" (accelerate device map: {len(r.device_map)} entries; --json shows it)"
-    table.add_row("device map", placement)
+        placement += f" (accelerate device map: {plural(len(r.device_map), 'entry', 'entries')}; --json shows it)"
     footprint = human_bytes(r.footprint_bytes)
     if r.estimate is not None:
         footprint += f" (estimated {human_bytes(r.estimate.weights_bytes)} for {r.estimate.precision})"
-    table.add_row("memory", footprint)
-    speed = "unknown" if r.tokens_per_second is None else f"{r.tokens_per_second:.1f} tokens/s"
-    table.add_row("generation", f"{r.generated_tokens or 0} tokens in {r.generation_seconds:.2f} s: {speed} (greedy)")
-    console.print(table)
-    console.print(f"[dim]{r.prompt}[/] → {r.sample_text.strip() or '(no text)'}")
+    speed = "unknown speed" if r.tokens_per_second is None else f"{r.tokens_per_second:.1f} tokens/s"
+    generated = "unknown tokens" if r.generated_tokens is None else plural(r.generated_tokens, "token")
+    output.facts(
+        [
+            ("loaded", r.name),
+            ("from", r.location),
+            ("load time", f"{r.load_seconds:.2f} s (+ {r.import_seconds:.2f} s importing the libraries)"),
+            ("dtype", r.dtype + (f", {r.quantization} (bitsandbytes)" if r.quantization else "")),
+            ("device map", placement),
+            ("memory", footprint),
+            ("generation", f"{generated} in {r.generation_seconds:.2f} s: {speed} (greedy)"),
+            ("prompt", r.prompt),
+            ("answer", r.sample_text.strip() or "(no text)"),
+        ]
+    )

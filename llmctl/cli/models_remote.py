@@ -13,14 +13,17 @@ def show_remote(settings: Settings, provider: str, *, as_json: bool) -> None:
     if as_json:
         output.print_json([m.to_json() for m in models])
         return
-    from rich.table import Table
+    from llmctl.domain import plural
 
-    table = Table(title=f"Models served by {provider}", title_justify="left")
-    for column in ("model", "name", "owned by", "created", "context"):
-        table.add_column(column, overflow="fold")
-    for m in models:
-        context = "—" if m.context_window is None else f"{m.context_window:,}"
-        table.add_row(m.id, m.display_name or "—", m.owned_by or "—", m.created or "—", context)
-    output.out().print(table)
-    noun = "model" if len(models) == 1 else "models"
-    output.status(f"{len(models)} {noun}. Use one with: llmctl generate -m {provider}/MODEL")
+    output.table(
+        (
+            output.Column("model"),
+            output.Column("name"),
+            output.Column("owned by"),
+            output.Column("created", no_wrap=True),
+            output.Column("context", justify="right", no_wrap=True),
+        ),
+        ((m.id, m.display_name, m.owned_by, m.created, m.context_window) for m in models),
+        title=f"Models served by {provider}",
+    )
+    output.status(f"{plural(len(models), 'model')}. Use one with: llmctl generate -m {provider}/MODEL")

@@ -186,7 +186,3 @@ def max_tokens_notice(max_tokens: int | None) -> str:
         return "Stopped at the model's output limit; raise it with --max-tokens to get more."
     return f"Stopped at --max-tokens {max_tokens}; raise it to get more."
 
-
-def plural(count: int, noun: str) -> str:
-    """``1 token``, ``2 tokens``, ``1,024 tokens``."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

@@ -59,15 +59,22 @@ def count(
 
 
 def _print(result: TokenCount) -> None:
-    output.out().print(f"{result.tokens:,} tokens ({result.source.value})")
-    output.status(f"Model: {result.model} ({result.provider}); counted with {result.method}.")
+    from llmctl.domain import plural
+
+    window, left = result.context_window, result.remaining
+    output.facts(
+        [
+            ("tokens", result.tokens),
+            ("source", result.source.value),
+            ("model", f"{result.model} ({result.provider})"),
+            ("counted with", result.method),
+            ("context window", None if window is None else plural(window, "token")),
+            ("left", None if window is None or left is None else f"{left:,} ({result.tokens / window:.1%} used)"),
+        ]
+    )
     if result.note:
         output.status(f"Estimated because {result.note}.")
-    if result.context_window is None:
-        output.status("Context window: unknown (set context_window for the model in the config); left: unknown.")
-        return
-    left = result.remaining or 0
-    share = result.tokens / result.context_window
-    output.status(f"Context window: {result.context_window:,} tokens; left: {left:,} ({share:.1%} used).")
-    if left < 0:
-        output.warning(f"The input is {-left:,} tokens over {result.model}'s context window.")
+    if window is None:
+        output.status("Context window unknown: set context_window for the model in the config.")
+    elif left is not None and left < 0:
+        output.warning(f"The input is {plural(-left, 'token')} over {result.model}'s context window.")

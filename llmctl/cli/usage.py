@@ -80,56 +80,53 @@ def _filtered(request: ReportRequest) -> bool:
     return any((request.since, request.until, request.model, request.provider, request.command))
 
 
-def _tokens(total: int, known: int, calls: int) -> str:
+def _tokens(total: int, known: int, calls: int) -> output.Cell:
     if known == 0:
-        return "—"
-    return ("≥" if known < calls else "") + f"{total:,}"
+        return None
+    return f"≥{total:,}" if known < calls else total
 
 
-def _cost(totals: Totals) -> str:
+def _cost(totals: Totals) -> str | None:
     from llmctl.services.usage_report import format_cost
 
     if totals.cost_calls == 0:
-        return "—"
+        return None
     return ("≥" if totals.unknown_cost else "") + format_cost(totals.cost_usd)
 
 
-def _print_table(report: UsageReport) -> None:
-    from rich.table import Table
+_NUMBERS = ("calls", "input", "output", "total tokens", "cost", "failed")
 
+
+def _print_table(report: UsageReport) -> None:
+    from llmctl.domain import plural
     from llmctl.services.usage_report import sorted_groups
 
-    table = Table(show_footer=True, header_style="bold", footer_style="bold")
     totals = report.totals
     label = "day (UTC)" if report.by == "day" else report.by
-    table.add_column(label, footer="total")
-    for name in ("calls", "input", "output", "total tokens", "cost", "failed"):
-        table.add_column(name, justify="right")
-    rows = [(key, t) for key, t in sorted_groups(report)]
-    for key, t in rows:
-        table.add_row(key, *_cells(t))
-    for column, cell in zip(table.columns[1:], _cells(totals), strict=True):
-        column.footer = cell
-    output.out().print(table)
-    notes = []
+    output.table(
+        (output.Column(label), *(output.Column(name, justify="right", no_wrap=True) for name in _NUMBERS)),
+        ((key, *_cells(t)) for key, t in sorted_groups(report)),
+        footer=("total", *_cells(totals)),
+    )
     if totals.unknown_tokens:
-        notes.append(f"{totals.unknown_tokens:,} call(s) with unknown token counts are left out of the token sums (≥).")
-    if totals.unknown_cost:
-        notes.append(
-            f"{totals.unknown_cost:,} call(s) of unknown cost (no known price, or unknown token counts) are left "
-            "out of the cost (≥ or —); price a model with input_price_per_mtok / output_price_per_mtok in the config."
+        output.status(
+            f"{plural(totals.unknown_tokens, 'call')} with unknown token counts "
+            f"{'is' if totals.unknown_tokens == 1 else 'are'} left out of the token sums (≥)."
         )
-    for note in notes:
-        output.status(note)
+    if totals.unknown_cost:
+        output.status(
+            f"{plural(totals.unknown_cost, 'call')} of unknown cost (no known price, or unknown token counts) "
+            f"{'is' if totals.unknown_cost == 1 else 'are'} left out of the cost (≥ or —); price a model with "
+            "input_price_per_mtok / output_price_per_mtok in the config."
+        )
 
 
-def _cells(t: Totals) -> list[str]:
-    failed = t.errors + t.interrupted
+def _cells(t: Totals) -> list[output.Cell]:
     return [
-        f"{t.calls:,}",
+        t.calls,
         _tokens(t.input_tokens, t.input_calls, t.calls),
         _tokens(t.output_tokens, t.output_calls, t.calls),
         _tokens(t.total_tokens, t.total_calls, t.calls),
         _cost(t),
-        f"{failed:,}" if failed else "",
+        t.errors + t.interrupted,
     ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx2
 
+from llmctl.domain import plural
 from llmctl.errors import (
     AuthenticationError,
     ContextLengthError,
@@ -224,8 +225,8 @@ def context_error(detail: str, model: str) -> InputError:
     if both:
         prompt, reserved, window = (int(g) for g in both.groups())
         return InputError(
-            f"The input ({prompt} tokens) plus --max-tokens ({reserved}) exceed {model}'s context window "
-            f"of {window} tokens.",
+            f"The input ({plural(prompt, 'token')}) plus --max-tokens ({reserved}) exceed {model}'s context window "
+            f"of {plural(window, 'token')}.",
             hint="Lower --max-tokens or shorten the input.",
         )
     anthropic_style = _ANTHROPIC_TOO_LONG.search(detail)
@@ -237,8 +238,8 @@ def context_error(detail: str, model: str) -> InputError:
         prompt, window = int(tokens[1]), int(limit[1])
         if prompt <= window:
             return InputError(
-                f"The input ({prompt} tokens) plus the tokens to generate exceed {model}'s context window "
-                f"of {window} tokens.",
+                f"The input ({plural(prompt, 'token')}) plus the tokens to generate exceed {model}'s context "
+                f"window of {plural(window, 'token')}.",
                 hint="Lower --max-tokens or shorten the input.",
             )
         return ContextLengthError(prompt, window, model=model)

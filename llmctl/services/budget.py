@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from llmctl.config import Settings
+from llmctl.domain import plural
 from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.accounting import format_cost
@@ -155,7 +156,9 @@ def check_budget(
             )
         if status.unknown_cost_calls:
             warnings.append(
-                f"{status.unknown_cost_calls} call(s) {status.period_phrase} have no known cost and are not "
+                f"{plural(status.unknown_cost_calls, 'call')} {status.period_phrase} "
+                f"{'has' if status.unknown_cost_calls == 1 else 'have'} no known cost and "
+                f"{'is' if status.unknown_cost_calls == 1 else 'are'} not "
                 f"counted against the {status.name}."
             )
     return list(dict.fromkeys(warnings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,31 @@ def ram() -> tuple[int | None, int | None]:
     return total, available
 
 
+NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA driver sees
+DEVICES = Path("/dev")
+
+
+def gpu_device_present(nvidia_proc: Path = NVIDIA_PROC, devices: Path = DEVICES) -> bool:
+    """Whether Linux shows a GPU torch could use: one the NVIDIA driver lists, AMD's ROCm device, WSL's GPU."""
+    try:
+        if any(nvidia_proc.iterdir()):
+            return True
+    except OSError:
+        pass
+    return any(devices.glob("nvidia[0-9]*")) or any((devices / name).exists() for name in ("kfd", "dxg"))
+
+
 def gpus(*, with_free: bool = False) -> tuple[tuple[Gpu, ...], str | None]:
-    """CUDA GPUs through torch (only imported here); a note instead when there are none to ask."""
-    if importlib.util.find_spec("torch") is None:
-        return (), "torch is not installed: GPUs not checked"
+    """CUDA GPUs through torch (only imported here); a note instead when there are none to ask.
+
+    Importing torch takes seconds, so on Linux it is skipped when the kernel shows no GPU at all
+    (unless torch is loaded already); elsewhere only torch can tell.
+    """
+    if "torch" not in sys.modules:
+        if importlib.util.find_spec("torch") is None:
+            return (), "torch is not installed: GPUs not checked"
+        if sys.platform.startswith("linux") and not gpu_device_present():
+            return (), "no GPU device found: no NVIDIA, ROCm or WSL GPU driver"
     import torch
 
     if not torch.cuda.is_available():

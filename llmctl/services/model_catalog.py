@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,13 +90,14 @@ def _alias_details(settings: Settings, alias: str, model: ModelSettings, kind: s
     provider = settings.provider(model.provider)
     if kind != "huggingface":
         from llmctl.services.pricing import price_for
+        from llmctl.services.token_counting import context_window
 
-        price = price_for(resolve(alias, settings))
-        return (
-            {}
-            if price is None
-            else {"input_price_per_mtok": price.input_per_mtok, "output_price_per_mtok": price.output_per_mtok}
-        )
+        resolved = resolve(alias, settings)
+        price = price_for(resolved)
+        hosted: dict[str, Any] = {"context_window": context_window(resolved)}
+        if price is not None:
+            hosted |= {"input_price_per_mtok": price.input_per_mtok, "output_price_per_mtok": price.output_per_mtok}
+        return hosted
     details: dict[str, Any] = {}
     if model.path is not None or written_as_path(model.reference):
         local = folder_path(model.reference)
@@ -188,23 +191,35 @@ HOSTED_HINT = (
 )
 
 
-def hosted_provider_entries(settings: Settings) -> list[ModelEntry]:
-    """One row per hosted provider in the config: any model it serves is ``NAME/MODEL``."""
-    entries = []
+_VENDORS = {"openai": "OpenAI", "anthropic": "Anthropic"}
+
+
+def hosted_provider_entries(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ModelEntry]:
+    """One row per hosted provider: any model it serves is ``NAME/MODEL``.
+
+    The config's hosted providers, plus the built-in ``openai`` and ``anthropic`` when their
+    usual key variable is set (they then work with no config at all).
+    """
+    from llmctl.providers.credentials import DEFAULT_KEY_ENV
+
+    environ = os.environ if environ is None else environ
+    rows: list[tuple[str, str, str]] = []  # (name, kind, where)
     for name, provider in sorted(settings.providers.items()):
-        if provider.kind not in ("openai", "anthropic"):
-            continue
-        vendor = {"openai": "OpenAI", "anthropic": "Anthropic"}[provider.kind]
-        base_url = getattr(provider, "base_url", None)
-        where = redact(base_url) if base_url else f"the {vendor} API"
-        entries.append(
-            ModelEntry(
-                name=f"{name}/MODEL",
-                provider=name,
-                kind=provider.kind,
-                model_id="(any it serves)",
-                source="provider",
-                description=where,
-            )
+        if provider.kind in ("openai", "anthropic"):
+            vendor = _VENDORS[provider.kind]
+            base_url = getattr(provider, "base_url", None)
+            rows.append((name, provider.kind, redact(base_url) if base_url else f"the {vendor} API"))
+    for kind, variable in DEFAULT_KEY_ENV.items():
+        if kind not in settings.providers and environ.get(variable, "").strip():
+            rows.append((kind, kind, f"the {_VENDORS[kind]} API (key from ${variable})"))
+    return [
+        ModelEntry(
+            name=f"{name}/MODEL",
+            provider=name,
+            kind=kind,
+            model_id="(any it serves)",
+            source="provider",
+            description=where,
         )
-    return entries
+        for name, kind, where in rows
+    ]

@@ -266,9 +266,10 @@ def architecture_stats(folder: Path, config: Mapping[str, Any]) -> TensorStats |
 
 def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
     from llmctl.services.pricing import price_for
+    from llmctl.services.token_counting import context_window
 
     price = price_for(resolved)
-    window = resolved.model_settings.context_window if resolved.model_settings else None
+    window = context_window(resolved)  # the config's, else the one genai-prices lists (as `tokens count` uses)
     base_url = getattr(resolved.provider_settings, "base_url", None)
     return ModelDetails(
         name=resolved.display_name,

@@ -48,6 +48,6 @@ def test_chat_says_when_a_reply_was_cut(run_llmctl: Run, oai: OpenAIServer) -> N
 
 
 def test_plural() -> None:
-    from llmctl.cli.render import plural
+    from llmctl.domain import plural
 
     assert [plural(n, "token") for n in (0, 1, 2, 1234)] == ["0 tokens", "1 token", "2 tokens", "1,234 tokens"]

@@ -91,8 +91,9 @@ def test_an_unknown_openai_compatible_model_gets_a_labelled_estimate(run_llmctl:
     assert data["source"] == "estimate" and "my-finetune" in data["note"]
     assert data["context_window"] is None and data["remaining"] is None
     result = run_llmctl("tokens", "count", "Hello", "-m", "openai/my-finetune")
-    assert "(estimate)" in result.stdout
-    assert "Context window: unknown" in result.stderr and "left: unknown" in result.stderr
+    lines = result.stdout.splitlines()  # piped: one label<TAB>value line per fact
+    assert "source\testimate" in lines and "context window\tunknown" in lines and "left\tunknown" in lines
+    assert "Context window unknown: set context_window" in result.stderr
 
 
 def test_anthropic_without_a_key_is_an_estimate_saying_why(run_llmctl: Run) -> None:

@@ -222,7 +222,7 @@ def test_input_plus_max_tokens_over_the_limit(server: AnthropicServer) -> None:
     server.add(Fault(400, message=message))
     with pytest.raises(InputError) as info:
         events(make(server))
-    assert "198000 tokens) plus --max-tokens (8192)" in info.value.message and "200000" in info.value.message
+    assert "198,000 tokens) plus --max-tokens (8192)" in info.value.message and "200,000 tokens" in info.value.message
 
 
 def test_unknown_model(server: AnthropicServer) -> None:

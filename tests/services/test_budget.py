@@ -115,7 +115,7 @@ def test_calls_of_unknown_cost_are_named_not_silently_zero() -> None:
         )
     warnings = check(settings(daily_usd=5))
     assert any("90% of the daily budget" in w for w in warnings)
-    assert any("1 call(s) today have no known cost" in w for w in warnings)
+    assert any("1 call today has no known cost and is not counted" in w for w in warnings)
 
 
 def test_an_unreadable_ledger_allows_the_call_with_a_warning(isolated_home: Any) -> None:
