@@ -65,13 +65,13 @@ def generate(
         GenerationRun,
         build_messages,
         compose_prompt,
-        decode_stdin,
+        read_stdin,
         resolve_params,
     )
 
     state = app_state(ctx)
     settings = state.settings()
-    piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
+    piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
     text = compose_prompt(prompt, piped)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     resolved = resolve(model, settings)
