@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -136,24 +138,32 @@ def _cost_text(accounting: Accounting) -> str:
 
 
 def _show(run: GenerationRun, *, as_json: bool, stream: bool) -> None:
+    # Closed however rendering ends: a write that fails (stdout full or closed) stops the
+    # model's generation thread now, not at interpreter exit, where a daemon thread inside
+    # torch aborts the process.
+    with closing(run.deltas()) as pieces:
+        _render(pieces, as_json=as_json, stream=stream)
+
+
+def _render(pieces: Iterator[str], *, as_json: bool, stream: bool) -> None:
     if as_json:
-        for _ in run.deltas():
+        for _ in pieces:
             pass
         return
     if not output.stdout_is_terminal():
         if stream:
-            text = output.write_raw_stream(run.deltas())
+            text = output.write_raw_stream(pieces)
         else:
-            text = "".join(run.deltas())
+            text = "".join(pieces)
             sys.stdout.write(text)
         output.end_raw_text(text)
         return
     if not stream:
-        output.markdown("".join(run.deltas()))
+        output.markdown("".join(pieces))
         return
     with output.live_markdown() as update:
         text = ""
-        for piece in run.deltas():
+        for piece in pieces:
             text += piece
             update(text)
 
