@@ -8,7 +8,7 @@ text already streamed and the usage known so far.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, BinaryIO
@@ -160,7 +160,7 @@ class GenerationRun:
         self._status = RunStatus.OK
         self._error: LlmctlError | None = None
 
-    def deltas(self) -> Iterator[str]:
+    def deltas(self) -> Generator[str, None, None]:
         """Text pieces as they arrive. Re-raises provider errors after recording them."""
         events: Iterator[StreamEvent] = iter(())
         try:
