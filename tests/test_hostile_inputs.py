@@ -113,6 +113,7 @@ ARGV_CASES = [
     (("generate", "--seed", str(2**64), "hi"), 2, "--seed"),
     (("generate", "--max-tokens", str(10**12), "hi"), 2, "--max-tokens"),
     (("generate", "--temperature", "inf", "hi"), 2, "--temperature"),
+    (("bench", "demo", "--prompt-tokens", str(10**15)), 2, "--prompt-tokens"),
     (("usage", "--since", "99999999999d"), 2, "out of range"),
     (("usage", "--since", "9" * 400 + "d"), 2, "out of range"),
     (("usage", "--until", "9999-12-31"), 2, "out of range"),
