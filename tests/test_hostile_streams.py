@@ -72,6 +72,12 @@ def test_a_command_that_writes_nothing_to_stdout_works_with_it_closed(tmp_path: 
     assert config.is_file()
 
 
+def test_with_stderr_closed_errors_do_not_land_on_stdout() -> None:
+    result = _shell(("--config", "/nonexistent/llmctl.toml", "config", "show"), "2>&-")
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("command", WRITERS, ids=[" ".join(c)[:24] for c in WRITERS])
 def test_every_command_ends_quietly_when_its_reader_goes_away(command: tuple[str, ...]) -> None:
     proc = subprocess.Popen(

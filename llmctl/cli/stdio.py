@@ -81,6 +81,8 @@ def reserve_standard_descriptors() -> None:
             os.fstat(fd)
         except OSError:
             os.open(os.devnull, os.O_RDWR)
+    if sys.stderr is None:  # started with 2>&-: errors go nowhere, as asked, rather than onto stdout
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 (lives as long as the process)
 
 
 def failure_message(failure: OSError) -> str | None:
