@@ -134,6 +134,33 @@ def test_hostile_command_lines(
     assert not config_file.exists()  # a refused `config set` wrote nothing
 
 
+# -- stdin ----------------------------------------------------------------------------------------
+
+MIB = 2**20
+STDIN_CASES = [
+    # (argv, where "{llama}" is a tiny model with a 256-token window; stdin; exit code; phrases)
+    (("generate",), b"caf\xe9\n", 2, ["Standard input is not valid UTF-8 (byte 3"]),
+    (("generate", "-m", "{llama}"), b"word " * MIB, 2, ["at least", "context window of 256 tokens", "-m MODEL"]),
+    (("chat", "-m", "{llama}"), b"word " * MIB + b"\n", 2, ["at least", "context window of 256 tokens", "/model"]),
+    (("generate",), b"x" * (64 * MIB + 1), 2, ["larger than 64 MiB"]),
+    (("tokens", "count"), b"x" * (64 * MIB + 1), 2, ["larger than 64 MiB"]),
+]
+
+
+@pytest.mark.parametrize(("argv", "stdin", "code", "phrases"), STDIN_CASES, ids=[c[0][0] for c in STDIN_CASES])
+def test_hostile_stdin(
+    run_llmctl: Run,
+    tiny_models: dict[str, Path],
+    argv: tuple[str, ...],
+    stdin: bytes,
+    code: int,
+    phrases: list[str],
+) -> None:
+    result = run_llmctl(*(a.format(llama=tiny_models["llama"]) for a in argv), stdin=stdin)
+    for phrase in phrases:
+        assert_clean_failure(result, code, phrase)
+
+
 def test_a_resolvable_default_model_is_accepted(run_llmctl: Run, config_file: Path) -> None:
     assert run_llmctl("config", "set", "default_model", "openai/gpt-4o-mini").exit_code == 0
     result = run_llmctl("config", "set", "models.m.provider", "hf", "models.m.id", "a/b", "default_model", "m")
