@@ -33,7 +33,8 @@ BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic")
 DType = Literal["auto", "float16", "bfloat16", "float32"]
 Quantization = Literal["8bit", "4bit"]
 
-# A request that may wait longer than a day is a typo (and `inf` overflows the socket timeout).
+# A request that may wait longer than a day is a typo; and from about 1e12 s (or `inf`) up the
+# socket layer raises OverflowError mid-call instead of waiting.
 TIMEOUT_MAX_S = 86_400.0
 
 
@@ -279,7 +280,7 @@ def _problem(error: Any) -> tuple[tuple[str, ...], str]:
         return (*key_path, "kind"), f"unknown kind {tag!r}: use kind = {_TAG_NAMES}"
     if kind == "extra_forbidden":
         return key_path, f"unknown key (every key there is: {example_config_path()})"
-    message = str(error["msg"])
+    message = str(ctx_error) if kind == "value_error" and ctx_error is not None else str(error["msg"])
     if kind in ("int_type", "float_type", "bool_type") and isinstance(error.get("input"), str):
         # Not echoed: a pasted secret could be the value. Only its kind is named.
         message += " (got a quoted string: write numbers and true/false without quotes)"

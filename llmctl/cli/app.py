@@ -88,7 +88,9 @@ def main() -> None:
         silence_stdout(original_stdout)
         message = failure_message(guard.failure)
         if message is None:
-            code = 0  # the reader went away (| head): not our failure
+            # The reader went away (| head): not a failure. rich and click report it as 1;
+            # an interrupt (130) or a usage error (2) keeps its own code.
+            code = 0 if code in (0, 1) else code
         else:
             _print_error(message, None)
             code = 1
