@@ -1,11 +1,16 @@
 """The TOML config: read with tomllib, validated with pydantic, written with tomli-w.
 
 Every error names the file, the line and the key path, so a user can fix it
-without guessing. See ``config.example.toml`` for every key and its default.
+without guessing. ``config.example.toml`` (shipped in the package, see
+``paths.example_config_path``) documents every key and its default.
+
+Types are strict: TOML has integers, floats and booleans, so ``max_tokens = "512"``
+or ``trust_remote_code = "on"`` is a mistake to report, not a string to coerce.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -14,7 +19,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmctl.domain import SEED_MAX, SEED_MIN, TOKENS_MAX
 from llmctl.errors import ConfigError
+from llmctl.files import exclusive_lock, write_atomically
+from llmctl.paths import example_config_path
 
 DEMO_MODEL_ALIAS = "demo"
 HF_KINDS = ("huggingface", "hf")
@@ -38,9 +46,17 @@ def looks_like_env_var_name(value: str) -> bool:
 DType = Literal["auto", "float16", "bfloat16", "float32"]
 Quantization = Literal["8bit", "4bit"]
 
+# A request that may wait longer than a day is a typo; and from about 1e12 s (or `inf`) up the
+# socket layer raises OverflowError mid-call instead of waiting.
+TIMEOUT_MAX_S = 86_400.0
+
+
+Seed = Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: no "512" -> 512 or "on" -> True coercion; allow_inf_nan: `timeout = inf` is refused.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
 
 
 class Defaults(_Strict):
@@ -48,8 +64,8 @@ class Defaults(_Strict):
 
     temperature: float | None = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float | None = Field(default=0.9, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=512, ge=1)
-    seed: int | None = None
+    max_tokens: int | None = Field(default=512, ge=1, le=TOKENS_MAX)
+    seed: Seed | None = None
 
 
 class HuggingFaceProviderSettings(_Strict):
@@ -68,8 +84,8 @@ class _HostedProviderSettings(_Strict):
     base_url: str | None = None
     api_key_env: str | None = None
     api_key_cmd: str | None = None
-    timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
+    timeout: float = Field(default=60.0, gt=0, le=TIMEOUT_MAX_S)
+    max_retries: int = Field(default=2, ge=0, le=100)
     input_price_per_mtok: float | None = Field(default=None, ge=0)
     output_price_per_mtok: float | None = Field(default=None, ge=0)
 
@@ -126,7 +142,7 @@ class ModelSettings(_Strict):
     id: str | None = None  # a Hub repo id or an API's model name (never looked up as a folder)
     path: str | None = None  # a local model folder
     description: str | None = None
-    context_window: int | None = Field(default=None, ge=1)
+    context_window: int | None = Field(default=None, ge=1, le=TOKENS_MAX)
     quantization: Quantization | None = None
     dtype: DType | None = None
     device_map: str | None = None
@@ -287,44 +303,86 @@ def parse_settings(text: str, path: Path) -> Settings:
     return validate_settings(data, path, text)
 
 
+_TAG_NAMES = '"openai" (or "anthropic", "huggingface")'
+
+
+def _problem(error: Any) -> tuple[tuple[str, ...], str]:
+    """One pydantic error as (TOML key path, message that says how to fix it)."""
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _UnknownProvider):
+        return ("models", ctx_error.alias, "provider"), (
+            f"unknown provider {ctx_error.provider!r}; define [providers.{ctx_error.provider}] "
+            f"or use one of: {', '.join(BUILTIN_PROVIDERS)}"
+        )
+    key_path = _format_loc(error["loc"])
+    kind = error["type"]
+    if kind == "union_tag_not_found":
+        return (*key_path, "kind"), f"no kind: add kind = {_TAG_NAMES}"
+    if kind == "union_tag_invalid":
+        tag = (error.get("ctx") or {}).get("tag")
+        return (*key_path, "kind"), f"unknown kind {tag!r}: use kind = {_TAG_NAMES}"
+    if kind == "extra_forbidden":
+        return key_path, f"unknown key (every key there is: {example_config_path()})"
+    message = str(ctx_error) if kind == "value_error" and ctx_error is not None else str(error["msg"])
+    if kind in ("int_type", "float_type", "bool_type") and isinstance(error.get("input"), str):
+        # Not echoed: a pasted secret could be the value. Only its kind is named.
+        message += " (got a quoted string: write numbers and true/false without quotes)"
+    return key_path, message
+
+
 def validate_settings(data: dict[str, Any], path: Path, text: str = "") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            ctx_error = (error.get("ctx") or {}).get("error")
-            if isinstance(ctx_error, _UnknownProvider):
-                key_path: tuple[str, ...] = ("models", ctx_error.alias, "provider")
-                message = (
-                    f"unknown provider {ctx_error.provider!r}; define [providers.{ctx_error.provider}] "
-                    f"or use one of: {', '.join(BUILTIN_PROVIDERS)}"
-                )
-            else:
-                key_path = _format_loc(error["loc"])
-                message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-                if error["type"] == "extra_forbidden":
-                    message += " (see config.example.toml for the keys there are)"
+            key_path, message = _problem(error)
             problems.append(f"{_location(path, text, key_path)}: {'.'.join(key_path) or '(top level)'}: {message}")
         raise ConfigError("Invalid config:\n  " + "\n  ".join(problems)) from exc
 
 
-def load_settings(path: Path) -> Settings:
-    """The settings from ``path``; built-in defaults when the file does not exist."""
-    if not path.exists():
-        return Settings()
+def read_config_text(path: Path, *, must_exist: bool = False) -> str | None:
+    """The config file's text; ``None`` when it does not exist and ``must_exist`` is false.
+
+    ``must_exist`` is for a path the user named (``--config``): a typo there must not
+    silently mean "use the defaults". A symbolic link to nowhere is an error either way.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
-    return parse_settings(text, path)
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(
+                f"Config file {path} is a symbolic link to {os.readlink(path)}, which does not exist.",
+                hint="Point the link at an existing file, or remove it to use the defaults.",
+            )
+        if not path.exists():
+            if must_exist:
+                raise ConfigError(
+                    f"Config file {path} does not exist.",
+                    hint=f"Check the --config path, or create the file: llmctl --config {path} config init",
+                )
+            return None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text (byte {exc.start}).", hint="Save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read config file {path}: {exc.strerror or type(exc).__name__}.",
+            hint="Check its permissions, or pass another file with --config.",
+        ) from None
 
 
-def read_raw(path: Path) -> dict[str, Any]:
-    """The file's TOML as a plain dict (empty when it does not exist)."""
-    if not path.exists():
+def load_settings(path: Path, *, must_exist: bool = False) -> Settings:
+    """The settings from ``path``; built-in defaults when it does not exist (unless ``must_exist``)."""
+    text = read_config_text(path, must_exist=must_exist)
+    return Settings() if text is None else parse_settings(text, path)
+
+
+def read_raw(path: Path, *, must_exist: bool = False) -> dict[str, Any]:
+    """The file's TOML as a plain dict (empty when it does not exist, unless ``must_exist``)."""
+    text = read_config_text(path, must_exist=must_exist)
+    if text is None:
         return {}
-    text = path.read_text(encoding="utf-8")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -332,11 +390,14 @@ def read_raw(path: Path) -> dict[str, Any]:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a config file readable by its owner only (it may name secrets' sources)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    """Write a config file readable by its owner only (it may name secrets' sources).
+
+    Atomic and through symlinks (see ``llmctl.files``); callers that read, change and write
+    hold ``config_edit_lock(path)`` around all three so parallel edits are not lost.
+    """
+    write_atomically(path, text, mode=0o600)
+
+
+def config_edit_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialize read-modify-write edits of the config file at ``path`` across processes."""
+    return exclusive_lock(path)

@@ -39,6 +39,14 @@ class Message:
     content: str
 
 
+# The ranges every backend takes, shared by the config's fields and the command-line flags.
+# A seed goes to torch.manual_seed and to hosted APIs as a signed 64-bit integer.
+SEED_MIN = -(2**63)
+SEED_MAX = 2**63 - 1
+# Token counts travel as 32-bit integers in the APIs and tokenizers llmctl talks to.
+TOKENS_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """Sampling parameters; ``None`` means "the provider's or model's default"."""

@@ -48,10 +48,21 @@ class InputError(LlmctlError):
 class ContextLengthError(InputError):
     """The prompt does not fit in the model's context window."""
 
-    def __init__(self, prompt_tokens: int, context_window: int, *, model: str) -> None:
+    def __init__(
+        self,
+        prompt_tokens: int,
+        context_window: int,
+        *,
+        model: str,
+        at_least: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        # at_least: the count is a lower bound from the input's length, not a tokenizer's count.
+        # hint: what to change where the input came from (a flag, a chat command); -m MODEL by default.
+        size = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
         super().__init__(
-            f"The input is {prompt_tokens} tokens but {model} has a context window of {context_window} tokens.",
-            hint="Shorten the input, or pick a model with a larger context window (-m MODEL).",
+            f"The input is {size} tokens but {model} has a context window of {context_window} tokens.",
+            hint=hint or "Shorten the input, or pick a model with a larger context window (-m MODEL).",
         )
         self.prompt_tokens = prompt_tokens
         self.context_window = context_window

@@ -34,3 +34,8 @@ def data_home() -> Path:
 def demo_model_dir() -> Path:
     """The built-in demo model shipped inside the package."""
     return Path(__file__).parent / "demo_model"
+
+
+def example_config_path() -> Path:
+    """``config.example.toml``: every key with its default, shipped inside the package."""
+    return Path(__file__).parent / "config.example.toml"

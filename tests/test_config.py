@@ -9,6 +9,7 @@ from typing import get_args
 import pytest
 from pydantic import BaseModel
 
+import llmctl
 from llmctl.config import (
     AnthropicProviderSettings,
     HuggingFaceProviderSettings,
@@ -19,6 +20,7 @@ from llmctl.config import (
     parse_settings,
 )
 from llmctl.errors import ConfigError
+from llmctl.paths import example_config_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,8 +139,10 @@ def _models_in(annotation: object) -> list[type[BaseModel]]:
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
-def test_example_config_at_repo_root_is_valid_and_complete() -> None:
-    example = REPO / "config.example.toml"
+def test_example_config_shipped_in_the_package_is_valid_and_complete() -> None:
+    example = example_config_path()
+    assert example.is_file() and example.parent == Path(llmctl.__file__).parent
+    assert (REPO / "config.example.toml").read_text(encoding="utf-8") == example.read_text(encoding="utf-8")
     text = example.read_text(encoding="utf-8")
     settings = parse_settings(text, example)
     assert settings.default_model == "demo"

@@ -6,6 +6,7 @@ and its exit code; a traceback only with LLMCTL_DEBUG=1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,14 @@ import typer
 from llmctl import __version__
 from llmctl.cli import bench, chat, config, generate, models, tokens, usage
 from llmctl.cli.options import AppState
+from llmctl.cli.stdio import (
+    GuardedStdout,
+    failure_message,
+    install_guard,
+    reject_undecodable_arguments,
+    reserve_standard_descriptors,
+    silence_stdout,
+)
 
 app = typer.Typer(
     name="llmctl",
@@ -61,28 +70,64 @@ app.command("bench")(bench.bench)
 
 
 def main() -> None:
-    """Entry point: run the app and turn our errors into one line and an exit code."""
+    """Entry point: run the app and turn our errors into one line and an exit code.
+
+    Also the one place that checks the arguments' encoding and watches stdout, so that
+    every command, not each one on its own, ends quietly when its reader goes away
+    (``llmctl usage --csv | head -1``) and says so when stdout is closed or full.
+    """
+    reserve_standard_descriptors()
+    guard, original_stdout = install_guard()
+    try:
+        code = _run(guard)
+        with contextlib.suppress(OSError):  # the guard records it
+            guard.flush()  # buffered output a full disk refuses fails here, not at interpreter exit
+    finally:
+        sys.stdout = original_stdout
+    if guard.failure is not None:
+        silence_stdout(original_stdout)
+        message = failure_message(guard.failure)
+        if message is None:
+            # The reader went away (| head): not a failure. rich and click report it as 1;
+            # an interrupt (130) or a usage error (2) keeps its own code.
+            code = 0 if code in (0, 1) else code
+        else:
+            _print_error(message, None)
+            code = 1
+    sys.exit(code)
+
+
+def _run(guard: GuardedStdout) -> int:
+    """Run the app; the exit code it ends with (an error already printed as one line)."""
     from llmctl.errors import LlmctlError
 
     debug = os.environ.get("LLMCTL_DEBUG") == "1"
     try:
+        reject_undecodable_arguments(sys.argv[1:])
         app(prog_name="llmctl")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LlmctlError as exc:
         if debug:
             raise
-        from llmctl.cli import output
-
-        output.error(exc.message, exc.hint)
-        sys.exit(exc.exit_code)
+        _print_error(exc.message, exc.hint)
+        return exc.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug, not a user error: say so briefly
+        if guard.failure is not None:
+            return 1  # stdout failed and this is the consequence; main() reports it
         if debug:
             raise
-        from llmctl.cli import output
-
-        output.error(
+        _print_error(
             f"Unexpected {type(exc).__name__}: {exc}",
             "This is a bug in llmctl. Run again with LLMCTL_DEBUG=1 for the traceback and report it.",
         )
-        sys.exit(1)
+        return 1
+    return 0
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    from llmctl.cli import output
+
+    output.error(message, hint)

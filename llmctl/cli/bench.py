@@ -9,6 +9,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
+from llmctl.domain import TOKENS_MAX
 
 if TYPE_CHECKING:
     from llmctl.services.bench import BenchReport, Stat
@@ -39,8 +40,12 @@ def bench(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="Alias, PROVIDER/MODEL-ID, or a local model folder.")],
     runs: Annotated[int, typer.Option("--runs", "-n", min=1, help="Timed runs.")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 1,
-    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="Prompt length in tokens.")] = 128,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens to generate per run.")] = 64,
+    prompt_tokens: Annotated[
+        int, typer.Option("--prompt-tokens", min=1, max=TOKENS_MAX, help="Prompt length in tokens.")
+    ] = 128,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=1, max=TOKENS_MAX, help="Tokens to generate per run.")
+    ] = 64,
     quantize: Annotated[
         Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
     ] = None,

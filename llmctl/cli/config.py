@@ -17,19 +17,30 @@ app = typer.Typer(help="Create, show and change the config file.", no_args_is_he
 def init(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    example: Annotated[
+        bool, typer.Option("--example", help="Write the full example (every key, commented) instead.")
+    ] = False,
 ) -> None:
     """Write a commented starter config file (mode 0600)."""
     path = app_state(ctx).config_path
     from llmctl.services import config_service  # lazy: pydantic is slow to import
 
-    config_service.init_config(path, force=force)
+    config_service.init_config(path, force=force, example=example)
     output.status(f"Wrote {path}")
 
 
 @app.command("path")
-def path(ctx: typer.Context) -> None:
+def path(
+    ctx: typer.Context,
+    example: Annotated[
+        bool, typer.Option("--example", help="Print where the example config (every key) is installed instead.")
+    ] = False,
+) -> None:
     """Print where the config file is (it may not exist yet)."""
-    output.out().print(str(app_state(ctx).config_path), markup=False)
+    from llmctl.paths import example_config_path
+
+    shown = example_config_path() if example else app_state(ctx).config_path
+    output.out().print(str(shown), markup=False)
 
 
 @app.command("show")
@@ -65,8 +76,10 @@ def set_(
     """
     if len(pairs) % 2:
         raise UsageError("config set takes KEY VALUE pairs.", hint="e.g. llmctl config set defaults.temperature 0.2")
-    path = app_state(ctx).config_path
+    state = app_state(ctx)
+    path = state.config_path
     from llmctl.services import config_service  # lazy: pydantic is slow to import
 
-    for key, value in config_service.set_values(path, list(zip(pairs[::2], pairs[1::2], strict=True))):
+    pairs_given = list(zip(pairs[::2], pairs[1::2], strict=True))
+    for key, value in config_service.set_values(path, pairs_given, must_exist=state.config_must_exist):
         output.status(f"Set {key} = {config_service.shown_value(key, value)!r} in {path}")

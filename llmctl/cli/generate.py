@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -69,13 +70,13 @@ def generate(
         GenerationRun,
         build_messages,
         compose_prompt,
-        decode_stdin,
+        read_stdin,
         resolve_params,
     )
 
     state = app_state(ctx)
     settings = state.settings()
-    piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
+    piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
     text = compose_prompt(prompt, piped)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     resolved = resolve(model, settings)
@@ -140,11 +141,19 @@ def _cost_text(accounting: Accounting) -> str:
 
 
 def _show(run: GenerationRun, *, as_json: bool, stream: bool, markdown: bool | None) -> None:
+    # Closed however rendering ends: a write that fails (stdout full or closed) stops the
+    # model's generation thread now, not at interpreter exit, where a daemon thread inside
+    # torch aborts the process.
+    with closing(run.deltas()) as pieces:
+        _render(pieces, as_json=as_json, stream=stream, markdown=markdown)
+
+
+def _render(pieces: Iterator[str], *, as_json: bool, stream: bool, markdown: bool | None) -> None:
     if as_json:
-        for _ in run.deltas():
+        for _ in pieces:
             pass
         return
-    pieces = run.deltas() if stream else _all_at_once(run.deltas())
+    pieces = pieces if stream else _all_at_once(pieces)
     if output.stdout_is_terminal() if markdown is None else markdown:
         stream_markdown(pieces, output.out(), live=output.stdout_is_terminal())
     else:

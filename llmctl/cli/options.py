@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llmctl.domain import SEED_MAX, SEED_MIN, TOKENS_MAX
 from llmctl.paths import config_path
 
 if TYPE_CHECKING:
@@ -25,12 +26,17 @@ class AppState:
     def config_path(self) -> Path:
         return config_path(self.config_override)
 
+    @property
+    def config_must_exist(self) -> bool:
+        """A path the user typed (--config) must exist; the default location may be absent."""
+        return self.config_override is not None
+
     def settings(self) -> Settings:
         if self._settings is None:
             # pydantic costs ~0.1 s to import: only commands that read the config pay it.
             from llmctl.config import load_settings
 
-            self._settings = load_settings(self.config_path)
+            self._settings = load_settings(self.config_path, must_exist=self.config_must_exist)
         return self._settings
 
 
@@ -49,9 +55,25 @@ SystemOpt = Annotated[str | None, typer.Option("--system", "-s", help="System pr
 TemperatureOpt = Annotated[
     float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature; 0 is greedy.")
 ]
-TopPOpt = Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible sampling.")]
+
+
+def _above_zero(value: float | None) -> float | None:
+    # click's ranges cannot exclude only their minimum; top_p = 0 keeps no token, so config and flag refuse it.
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value} is not in the range 0<x<=1.")
+    return value
+
+
+TopPOpt = Annotated[
+    float | None,
+    typer.Option("--top-p", max=1.0, callback=_above_zero, help="Nucleus sampling mass, above 0 and at most 1."),
+]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", min=1, max=TOKENS_MAX, help="Most tokens to generate.")
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", min=SEED_MIN, max=SEED_MAX, help="Seed for reproducible sampling.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 IgnoreBudgetOpt = Annotated[
     bool, typer.Option("--ignore-budget", help="Make the call even if a [budget] in the config is spent.")

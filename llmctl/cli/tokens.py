@@ -34,11 +34,11 @@ def count(
     """
     # Imported here: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import resolve
-    from llmctl.services.generation import build_messages, compose_prompt, decode_stdin
+    from llmctl.services.generation import build_messages, compose_prompt, read_stdin
     from llmctl.services.token_counting import count_tokens
 
     settings = app_state(ctx).settings()
-    piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
+    piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
     prompt = compose_prompt(text, piped)
     result = count_tokens(resolve(model, settings), build_messages(prompt, system))
     if as_json:

@@ -24,10 +24,28 @@ class GroupChoice(StrEnum):
     COMMAND = "command"
 
 
+def _grouping(value: str) -> GroupChoice:
+    # Parsed here, not by typer's enum support, whose message for `--by week` is a pydantic-style
+    # "Value error, 'week' is not one of ..." rather than the choices in plain words.
+    try:
+        return GroupChoice(value.strip().lower())
+    except ValueError:
+        choices = [c.value for c in GroupChoice]
+        raise typer.BadParameter(
+            f"{value!r} is not a way to group; use {', '.join(choices[:-1])} or {choices[-1]}."
+        ) from None
+
+
 def usage(
-    by: Annotated[GroupChoice, typer.Option("--by", help="Group by model, provider, day (UTC date) or command.")] = (
-        GroupChoice.MODEL
-    ),
+    by: Annotated[
+        GroupChoice,
+        typer.Option(
+            "--by",
+            parser=_grouping,
+            metavar="model|provider|day|command",
+            help="Group by model, provider, day (UTC date) or command.",
+        ),
+    ] = GroupChoice.MODEL,
     since: Annotated[
         str | None, typer.Option("--since", help="From this time: 2025-01-31, 2025-01-31T18:00, or an age: 24h, 7d.")
     ] = None,

@@ -351,7 +351,11 @@ def _local_measurer(provider: Provider, options: BenchOptions, clock: Clock) -> 
     window = loaded.context_window
     if window is not None and options.prompt_tokens + options.max_tokens > window:
         raise ContextLengthError(
-            options.prompt_tokens + options.max_tokens, window, model=provider.resolved.display_name
+            options.prompt_tokens + options.max_tokens,
+            window,
+            model=provider.resolved.display_name,
+            hint=f"Lower --prompt-tokens (now {options.prompt_tokens}) or --max-tokens (now {options.max_tokens}) "
+            f"so that together they stay under {window}.",
         )
     ids = exact_prompt_ids(loaded.tokenizer, options.prompt_tokens)
     params = GenerationParams(temperature=0, max_tokens=options.max_tokens)

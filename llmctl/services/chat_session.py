@@ -35,12 +35,13 @@ from llmctl.services.conversation_store import (
     new_conversation_id,
     usage_totals,
 )
-from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus
+from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, check_input_size
 from llmctl.services.pricing import Price, price_for, price_usage, unknown_price_hint
 
 # Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
 REPLY_SHARE_OF_WINDOW = 4
 DEFAULT_REPLY_RESERVE = 512
+_CHAT_CONTEXT_HINT = "Send a shorter message, or switch to a model with a larger context window: /model MODEL."
 
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
@@ -251,6 +252,8 @@ class ChatSession:
 
         if window is None:
             return ContextFit(messages_from(self._context.start), None, None)
+        # Before any tokenizing: a pasted file far larger than the window is refused at once.
+        check_input_size(messages_from(len(turns)), window, model=self.model_name, hint=_CHAT_CONTEXT_HINT)
         budget = window - min(self._params.max_tokens or DEFAULT_REPLY_RESERVE, window // REPLY_SHARE_OF_WINDOW)
         start = self._context.start
         while True:
@@ -260,7 +263,7 @@ class ChatSession:
                 break
             start += 1
         if tokens >= window:
-            raise ContextLengthError(tokens, window, model=self.model_name)
+            raise ContextLengthError(tokens, window, model=self.model_name, hint=_CHAT_CONTEXT_HINT)
         if start > self._context.start:
             self._context.start = start
             if not self._context.notified:

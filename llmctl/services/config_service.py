@@ -8,13 +8,22 @@ from typing import Any
 
 import tomli_w
 
-from llmctl.config import Settings, parse_settings, read_raw, validate_settings, write_private
-from llmctl.errors import ConfigError, UsageError
+from llmctl.config import (
+    Settings,
+    config_edit_lock,
+    parse_settings,
+    read_raw,
+    validate_settings,
+    write_private,
+)
+from llmctl.errors import ConfigError, ModelNotFoundError, UsageError
+from llmctl.paths import example_config_path
 from llmctl.redaction import redact
 
 STARTER_CONFIG = """\
-# llmctl configuration. Every key, with its default: config.example.toml in the
-# llmctl repository, or `llmctl config show` for the values in effect.
+# llmctl configuration. Every key, with its default: the file that
+# `llmctl config path --example` names (`llmctl config init --example --force`
+# writes it here); `llmctl config show` prints the values in effect.
 
 # The model used when -m is not given: an alias below, PROVIDER/MODEL-ID, or a
 # local folder. "demo" is the tiny offline model shipped with llmctl.
@@ -45,11 +54,14 @@ max_tokens = 512
 _SECRET_WORDS = ("key", "token", "secret", "password")
 
 
-def init_config(path: Path, *, force: bool) -> None:
-    if path.exists() and not force:
-        raise UsageError(f"{path} already exists.", hint="Use --force to overwrite it.")
-    parse_settings(STARTER_CONFIG, path)
-    write_private(path, STARTER_CONFIG)
+def init_config(path: Path, *, force: bool, example: bool = False) -> None:
+    """Write the short starter file, or with ``example`` the full one documenting every key."""
+    text = example_config_path().read_text(encoding="utf-8") if example else STARTER_CONFIG
+    parse_settings(text, path)
+    with config_edit_lock(path):
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists.", hint="Use --force to overwrite it.")
+        write_private(path, text)
 
 
 def redact_config(data: Any, key: str = "") -> Any:
@@ -91,9 +103,33 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
-def set_values(path: Path, pairs: list[tuple[str, str]]) -> list[tuple[str, Any]]:
-    """Set dotted KEYs in the file, validating the whole config before writing anything."""
-    data = read_raw(path)
+def set_values(path: Path, pairs: list[tuple[str, str]], *, must_exist: bool = False) -> list[tuple[str, Any]]:
+    """Set dotted KEYs in the file, validating the whole config before writing anything.
+
+    The read, the change and the write happen under one lock, so parallel ``config set``
+    runs of different keys all keep their key.
+    """
+    with config_edit_lock(path):
+        data = read_raw(path, must_exist=must_exist)
+        stored = _apply(data, path, pairs)
+        text = tomli_w.dumps(data)
+        settings = validate_settings(data, path, text)
+        if any(key == "default_model" for key, _ in stored):
+            _require_resolvable_default(settings)
+        write_private(path, text)
+    return stored
+
+
+def _require_resolvable_default(settings: Settings) -> None:
+    from llmctl.providers.registry import resolve
+
+    try:
+        resolve(settings.default_model, settings)
+    except ModelNotFoundError as exc:
+        raise ConfigError(f"default_model: {exc.message}", hint=exc.hint) from None
+
+
+def _apply(data: dict[str, Any], path: Path, pairs: list[tuple[str, str]]) -> list[tuple[str, Any]]:
     stored = []
     for key, raw_value in pairs:
         parts = key.split(".")
@@ -108,7 +144,4 @@ def set_values(path: Path, pairs: list[tuple[str, str]]) -> list[tuple[str, Any]
         value = parse_value(raw_value)
         node[parts[-1]] = value
         stored.append((key, value))
-    text = tomli_w.dumps(data)
-    validate_settings(data, path, text)
-    write_private(path, text)
     return stored

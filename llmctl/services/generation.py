@@ -8,10 +8,10 @@ text already streamed and the usage known so far.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from llmctl.domain import (
     Completion,
@@ -23,7 +23,7 @@ from llmctl.domain import (
     StreamEvent,
     TextDelta,
 )
-from llmctl.errors import InputError, LlmctlError, UsageError
+from llmctl.errors import ContextLengthError, InputError, LlmctlError, UsageError
 
 if TYPE_CHECKING:  # annotations only: importing them pulls in pydantic, which `llmctl --help` skips
     from llmctl.config import Defaults
@@ -50,6 +50,44 @@ class GenerationResult:
     timing: Timing
     status: RunStatus
     error: LlmctlError | None = None
+
+
+# The most llmctl reads from stdin. Reading is bounded so that `cat huge.log | llmctl ...`
+# is refused in a moment instead of filling memory; no context window holds this much text.
+MAX_INPUT_BYTES = 64 * 2**20
+# No token of a vocabulary llmctl has met covers more than this many characters of text
+# (tiktoken's encodings and Llama 3's cap tokens at 128 bytes; SentencePiece vocabularies are
+# shorter): so text longer than window * this cannot fit, and is refused without tokenizing it.
+MAX_CHARS_PER_TOKEN = 128
+
+
+def read_stdin(stream: BinaryIO, limit: int = MAX_INPUT_BYTES) -> str:
+    """Piped input as text, reading at most ``limit`` bytes of it (more is an error)."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(
+            f"Standard input is larger than {limit // 2**20} MiB, the most llmctl reads.",
+            hint="Pass a part of it (e.g. `head -c 1M FILE | llmctl ...`), or split it and summarize the parts.",
+        )
+    return decode_stdin(data)
+
+
+def check_input_size(
+    messages: Sequence[Message], context_window: int | None, *, model: str, hint: str | None = None
+) -> None:
+    """Refuse input that cannot fit in ``context_window`` from its length alone.
+
+    Cheap (no tokenizer) and never wrong: a token covers at most ``MAX_CHARS_PER_TOKEN``
+    characters, so this many characters are at least ``chars / MAX_CHARS_PER_TOKEN`` tokens.
+    Input that passes is then counted exactly by the provider. Tokenizing 50 MB of text
+    would take minutes and gigabytes; this takes microseconds.
+    """
+    if context_window is None:
+        return
+    chars = sum(len(message.content) for message in messages)
+    at_least = -(-chars // MAX_CHARS_PER_TOKEN)
+    if at_least > context_window:
+        raise ContextLengthError(at_least, context_window, model=model, at_least=True, hint=hint)
 
 
 def decode_stdin(data: bytes) -> str:
@@ -122,12 +160,14 @@ class GenerationRun:
         self._status = RunStatus.OK
         self._error: LlmctlError | None = None
 
-    def deltas(self) -> Iterator[str]:
+    def deltas(self) -> Generator[str, None, None]:
         """Text pieces as they arrive. Re-raises provider errors after recording them."""
         events: Iterator[StreamEvent] = iter(())
         try:
             # Inside the try: a model that fails to load is a failed run, not an ok one.
             self._provider.prepare()
+            resolved = self._provider.resolved
+            check_input_size(self._request.messages, self._provider.context_window(), model=resolved.display_name)
             self._started = self._clock()
             events = self._provider.stream(self._request)
             for event in events:

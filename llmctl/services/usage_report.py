@@ -10,7 +10,7 @@ import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TextIO
 
 from llmctl.errors import UsageError
@@ -33,21 +33,33 @@ def parse_when(text: str, *, now: datetime | None = None, end_of_day: bool = Fal
     """``7d``, ``24h``, ``30m``, ``2w`` (ago), an ISO date or an ISO date-time → unix time.
 
     Dates and naive date-times are local time. With ``end_of_day`` a bare date means the
-    end of that day (so ``--until 2025-01-31`` includes the 31st).
+    end of that day (so ``--until 2025-01-31`` includes the 31st). A time outside what a
+    calendar date can hold (``99999999999d`` ago, the day after 9999-12-31) is a usage error.
     """
-    now = (now or datetime.now()).astimezone()
+    try:
+        moment = _parse_moment(text, (now or datetime.now()).astimezone(), end_of_day=end_of_day)
+        moment.astimezone(UTC)  # the ledger compares in UTC: that conversion must work too
+        return moment.timestamp()
+    except (OverflowError, OSError, ValueError):  # OSError: the platform's time functions refuse the year
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise UsageError(
+            f"The time {shown!r} is out of range.",
+            hint="Use an age up to a few thousand years (e.g. 3650d) or a date between 0002-01-01 and 9999-12-30.",
+        ) from None
+
+
+def _parse_moment(text: str, now: datetime, *, end_of_day: bool) -> datetime:
     relative = _RELATIVE.match(text)
     if relative:
         amount, unit = float(relative.group(1)), relative.group(2).lower()
-        return now.timestamp() - amount * _UNIT_SECONDS[unit]
+        return now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
     value = text.strip()
     try:
         day = date.fromisoformat(value)
     except ValueError:
         pass
     else:
-        moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time())
-        return moment.astimezone().timestamp()
+        return datetime.combine(day + timedelta(days=1) if end_of_day else day, time()).astimezone()
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
@@ -55,7 +67,7 @@ def parse_when(text: str, *, now: datetime | None = None, end_of_day: bool = Fal
             f"Cannot read the time {text!r}.",
             hint="Use a date (2025-01-31), a date and time (2025-01-31T18:00), or an age: 30m, 24h, 7d, 2w.",
         ) from None
-    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+    return moment if moment.tzinfo else moment.astimezone()
 
 
 @dataclass(frozen=True)

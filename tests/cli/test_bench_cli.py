@@ -78,6 +78,7 @@ def test_a_benchmark_that_does_not_fit_the_window_says_so(run_llmctl: Run, tiny_
     result = run_llmctl("bench", str(tiny_models["llama"]), "--prompt-tokens", "250", "--max-tokens", "20")
     assert result.exit_code == 2
     assert "context window of 256 tokens" in result.stderr
+    assert "--prompt-tokens" in result.stderr  # the hint names the flag to change, not -m
     assert result.stdout == ""
 
 

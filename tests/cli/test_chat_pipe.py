@@ -119,6 +119,7 @@ def test_a_message_too_long_for_the_model_fails_with_exit_2(run_llmctl: Run, tin
     result = run_llmctl("chat", "-m", str(tiny_models["llama"]), *GREEDY, stdin=("word " * 400 + "\n").encode())
     assert result.exit_code == 2
     assert "context window of 256 tokens" in result.stderr
+    assert "/model" in result.stderr  # inside chat the way out is a chat command, not -m
 
 
 def test_commands_work_in_pipes_and_print_to_stderr(
