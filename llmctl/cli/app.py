@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import bench, chat, config, generate, models, tokens, usage
+from llmctl.cli import bench, chat, completion, config, generate, models, tokens, usage
 from llmctl.cli.options import AppState
 from llmctl.cli.stdio import (
     GuardedStdout,
@@ -67,6 +67,7 @@ app.add_typer(config.app, name="config")
 app.command("usage")(usage.usage)
 app.add_typer(tokens.app, name="tokens")
 app.command("bench")(bench.bench)
+app.command("completion")(completion.completion)
 
 
 def main() -> None:
@@ -104,6 +105,7 @@ def _run(guard: GuardedStdout) -> int:
     debug = os.environ.get("LLMCTL_DEBUG") == "1"
     try:
         reject_undecodable_arguments(sys.argv[1:])
+        completion.enable_if_requested()
         app(prog_name="llmctl")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import JsonOpt, app_state
+from llmctl.cli.options import JsonOpt, app_state, complete_model_name
 from llmctl.domain import TOKENS_MAX
 
 if TYPE_CHECKING:
@@ -37,7 +37,14 @@ _LABELS = {
 
 def bench(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="Alias, PROVIDER/MODEL-ID, or a local model folder.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL",
+            help="Alias, PROVIDER/MODEL-ID, or a local model folder.",
+            autocompletion=complete_model_name,
+        ),
+    ],
     runs: Annotated[int, typer.Option("--runs", "-n", min=1, help="Timed runs.")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 1,
     prompt_tokens: Annotated[
