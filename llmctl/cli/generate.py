@@ -22,9 +22,9 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
-from llmctl.cli.render import max_tokens_notice, stream_markdown, write_raw_stream
+from llmctl.cli.render import first_code_block, max_tokens_notice, stream_markdown, write_raw_stream
 from llmctl.domain import FinishReason, GenerationRequest, plural
-from llmctl.errors import LlmctlError
+from llmctl.errors import LlmctlError, UsageError
 
 if TYPE_CHECKING:
     from llmctl.services.accounting import Accounting
@@ -49,6 +49,13 @@ def generate(
     as_json: JsonOpt = False,
     ignore_budget: IgnoreBudgetOpt = False,
     markdown: RenderOpt = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", metavar="FILE", help="Send a text file with the prompt (repeatable)."),
+    ] = None,
+    extract: Annotated[
+        bool, typer.Option("--extract", "-x", help="Print only the first fenced code block of the answer.")
+    ] = False,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -65,6 +72,7 @@ def generate(
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import open_provider, resolve
     from llmctl.services.accounting import record_call
+    from llmctl.services.attachments import read_attachment, with_attachments
     from llmctl.services.budget import check_budget
     from llmctl.services.generation import (
         GenerationRun,
@@ -76,8 +84,12 @@ def generate(
 
     state = app_state(ctx)
     settings = state.settings()
+    if extract and as_json:
+        raise UsageError("Use either --extract or --json, not both.", hint="--json has the whole answer in text.")
     piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
-    text = compose_prompt(prompt, piped)
+    attachments = [read_attachment(name) for name in files or []]
+    has_prompt = bool((prompt or "").strip() or (piped or "").strip())
+    text = with_attachments(compose_prompt(prompt, piped) if has_prompt or not attachments else "", attachments)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     resolved = resolve(model, settings)
     for warning in check_budget(settings, resolved, ignore=ignore_budget):
@@ -90,7 +102,7 @@ def generate(
     failure: LlmctlError | None = None
     interrupted = broken_pipe = False
     try:
-        _show(run, as_json=as_json, stream=not no_stream, markdown=markdown)
+        _show(run, as_json=as_json, stream=not no_stream, markdown=markdown, extract=extract)
     except KeyboardInterrupt:
         interrupted = True
         run.interrupted()
@@ -140,18 +152,25 @@ def _cost_text(accounting: Accounting) -> str:
     return "cost unknown (token counts unknown)"
 
 
-def _show(run: GenerationRun, *, as_json: bool, stream: bool, markdown: bool | None) -> None:
+def _show(run: GenerationRun, *, as_json: bool, stream: bool, markdown: bool | None, extract: bool = False) -> None:
     # Closed however rendering ends: a write that fails (stdout full or closed) stops the
     # model's generation thread now, not at interpreter exit, where a daemon thread inside
     # torch aborts the process.
     with closing(run.deltas()) as pieces:
-        _render(pieces, as_json=as_json, stream=stream, markdown=markdown)
+        _render(pieces, as_json=as_json, stream=stream, markdown=markdown, extract=extract)
 
 
-def _render(pieces: Iterator[str], *, as_json: bool, stream: bool, markdown: bool | None) -> None:
+def _render(pieces: Iterator[str], *, as_json: bool, stream: bool, markdown: bool | None, extract: bool) -> None:
     if as_json:
         for _ in pieces:
             pass
+        return
+    if extract:
+        answer = "".join(pieces)
+        block = first_code_block(answer)
+        if block is None:
+            output.warning("The answer has no fenced code block; printing all of it.")
+        write_raw_stream(iter([answer if block is None else block]))
         return
     pieces = pieces if stream else _all_at_once(pieces)
     if output.stdout_is_terminal() if markdown is None else markdown:
