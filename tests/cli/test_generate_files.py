@@ -30,9 +30,8 @@ def _sent(server: OpenAIServer) -> str:
 def test_each_file_is_a_named_block_after_the_prompt(run_llmctl: Run, oai: OpenAIServer, tmp_path: Path) -> None:
     (tmp_path / "notes.md").write_text("# Notes\nbuy milk\n")
     (tmp_path / "app.py").write_text("print('hi')")
-    result = run_llmctl(
-        "generate", "-m", "openai/gpt-4o-mini", "-f", str(tmp_path / "notes.md"), "-f", str(tmp_path / "app.py"), "review"
-    )
+    files = ["-f", str(tmp_path / "notes.md"), "-f", str(tmp_path / "app.py")]
+    result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", *files, "review")
     assert result.exit_code == 0, result.stderr
     assert _sent(oai) == (
         f'review\n\n<file name="{tmp_path / "notes.md"}">\n# Notes\nbuy milk\n</file>\n\n'
