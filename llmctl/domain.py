@@ -6,10 +6,10 @@ Nothing here imports a third-party library: these types cross every boundary
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 
@@ -61,6 +61,7 @@ class GenerationParams:
 class GenerationRequest:
     messages: tuple[Message, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
+    response_schema: Mapping[str, Any] | None = None  # the answer must be JSON valid for this schema
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,22 @@ class HuggingFaceProvider:
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         input_ids = self.prompt_ids(request)
-        yield from self.stream_ids(input_ids, request.params)
+        yield from self.stream_ids(input_ids, request.params, generate_kwargs=self._schema_kwargs(request))
+
+    def _schema_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        """With a response schema: a logits processor that keeps the answer valid JSON for it."""
+        if request.response_schema is None:
+            return {}
+        from transformers import LogitsProcessorList
+
+        from llmctl.providers.hf_constrained import json_schema_processor
+
+        loaded = self.loaded
+        eos = sorted(_eos_token_ids(loaded))
+        vocab = int(loaded.model.get_output_embeddings().weight.shape[0])
+        processor = json_schema_processor(loaded.tokenizer, vocab, eos, request.response_schema)
+        # Stop at every end token the grammar allows, not only generation_config's.
+        return {"logits_processor": LogitsProcessorList([processor]), "eos_token_id": eos}
 
     def stream_ids(
         self,
