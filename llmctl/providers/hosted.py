@@ -7,6 +7,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
+from llmctl.providers.hosted_stream import StreamWatch
 
 VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 
@@ -82,6 +83,7 @@ class HostedProvider(Generic[ClientT, SettingsT]):
         self._settings = settings
         self._endpoint: Endpoint | None = None
         self._client: ClientT | None = None
+        self._watch = StreamWatch()
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -94,6 +96,17 @@ class HostedProvider(Generic[ClientT, SettingsT]):
         if self._client is None:
             self._endpoint = Endpoint.open(self._resolved.provider_name, self._settings)
             self._client = self._make_client(self._endpoint)
+
+    def _endpoint_or_fail(self) -> Endpoint:
+        if self._endpoint is None:
+            raise RuntimeError("prepare() was not called")
+        return self._endpoint
+
+    def _start_watch(self, *, stream: bool) -> None:
+        """Limit the call about to be made: idle time only for a stream (a whole answer arrives at once)."""
+        settings = self._settings
+        idle = (settings.idle_timeout or settings.timeout) if stream else None
+        self._watch.start(idle_s=idle, total_s=settings.total_timeout)
 
     def context_window(self) -> int | None:
         model = self._resolved.model_settings

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llmctl.domain import (
     Completion,
@@ -94,12 +94,24 @@ def resolve_params(
     max_tokens: int | None = None,
     seed: int | None = None,
 ) -> GenerationParams:
-    """Flags override the config's ``[defaults]``."""
+    """What the user asked for: a flag, else a key they wrote in the config's ``[defaults]``.
+
+    A key nobody set stays ``None``: a hosted API then samples with its own defaults (and
+    answers at full length), and a local model falls back on llmctl's built-in ones
+    (``LOCAL_DEFAULTS`` in the Hugging Face adapter).
+    """
+    written = defaults.model_fields_set
+
+    def pick(name: str, flag: float | int | None) -> Any:
+        if flag is not None:
+            return flag
+        return getattr(defaults, name) if name in written else None
+
     return GenerationParams(
-        temperature=defaults.temperature if temperature is None else temperature,
-        top_p=defaults.top_p if top_p is None else top_p,
-        max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
-        seed=defaults.seed if seed is None else seed,
+        temperature=pick("temperature", temperature),
+        top_p=pick("top_p", top_p),
+        max_tokens=pick("max_tokens", max_tokens),
+        seed=pick("seed", seed),
     )
 
 
