@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from llmctl.domain import (
     Completion,
     CompletionBuilder,
+    CountSource,
     FinishReason,
     GenerationParams,
     GenerationRequest,
@@ -23,7 +24,7 @@ from llmctl.domain import (
     StreamEvent,
     TextDelta,
 )
-from llmctl.errors import InputError, LlmctlError, UsageError
+from llmctl.errors import ContextLengthError, InputError, LlmctlError, UsageError
 
 if TYPE_CHECKING:  # annotations only: importing them pulls in pydantic, which `llmctl --help` skips
     from llmctl.config import Defaults
@@ -115,6 +116,38 @@ def resolve_params(
     )
 
 
+# Chat framing on top of the text: a few tokens per message (role, separators) and a few to prime the reply.
+_FRAMING_TOKENS_PER_MESSAGE = 8
+_FRAMING_TOKENS = 3
+
+
+def check_hosted_context(provider: Provider, request: GenerationRequest) -> None:
+    """Refuse, before the call, an input a hosted model's known window cannot hold.
+
+    The window is the alias's ``context_window`` or the one listed for a known model.
+    A local model is checked as it tokenizes (exactly, in its adapter). Here the count
+    is exact (OpenAI's encodings) or the provider's (Anthropic's count-tokens API); an
+    estimate refuses nothing, the server decides. Counting costs something, so it only
+    runs when the input's size in bytes (a token is at least one byte) could overflow.
+    """
+    from llmctl.config import HuggingFaceProviderSettings
+    from llmctl.services import token_counting
+
+    resolved = provider.resolved
+    if isinstance(resolved.provider_settings, HuggingFaceProviderSettings):
+        return
+    window = provider.context_window() or token_counting.context_window(resolved)
+    if window is None:
+        return
+    messages = request.messages
+    most = sum(len(m.content.encode()) for m in messages) + _FRAMING_TOKENS_PER_MESSAGE * len(messages)
+    if most + _FRAMING_TOKENS < window:
+        return
+    counted = token_counting.count_tokens(resolved, messages)
+    if counted.source is not CountSource.ESTIMATE and counted.tokens >= window:
+        raise ContextLengthError(counted.tokens, window, model=resolved.display_name)
+
+
 class GenerationRun:
     """One call: iterate ``deltas()``, then read ``result()`` whatever happened."""
 
@@ -140,6 +173,7 @@ class GenerationRun:
         try:
             # Inside the try: a model that fails to load is a failed run, not an ok one.
             self._provider.prepare()
+            check_hosted_context(self._provider, self._request)
             self._started = self._clock()
             events = self._provider.stream(self._request)
             for event in events:
