@@ -140,6 +140,8 @@ def _print_report(report: BenchReport) -> None:
     if env.torch_threads:
         device += f", {env.torch_threads} threads"
     details.add_row("Device", device)
+    if report.prompt_cache_note():
+        details.add_row("Prompt cache", str(report.prompt_cache_note()))
     if report.recorded:
         details.add_row("Ledger", f"{report.recorded} calls recorded as command 'bench' (warm-ups included)")
     console.print(details)

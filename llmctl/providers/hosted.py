@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
-from llmctl.providers.hosted_stream import StreamWatch
+
+if TYPE_CHECKING:  # hosted_stream imports httpx2; listing models (RemoteModel) must not pay for it
+    from llmctl.providers.hosted_stream import StreamWatch
 
 VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 
@@ -83,7 +85,9 @@ class HostedProvider(Generic[ClientT, SettingsT]):
         self._settings = settings
         self._endpoint: Endpoint | None = None
         self._client: ClientT | None = None
-        self._watch = StreamWatch()
+        from llmctl.providers.hosted_stream import StreamWatch
+
+        self._watch: StreamWatch = StreamWatch()
 
     @property
     def resolved(self) -> ResolvedModel:
