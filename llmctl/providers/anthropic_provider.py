@@ -208,8 +208,10 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
             return stall_error(stall, endpoint)
         if isinstance(exc, MalformedResponse):
             return malformed_error(endpoint, str(exc))
-        if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        if isinstance(exc, json.JSONDecodeError):
             return malformed_error(endpoint, f"an event that is not valid JSON ({exc})")
+        if isinstance(exc, UnicodeDecodeError):
+            return malformed_error(endpoint, f"bytes that are not UTF-8 (at byte {exc.start})")
         if isinstance(exc, (anthropic.AnthropicError, httpx2.TransportError)):
             return translate(exc, anthropic, endpoint, self._resolved.display_name, mid_stream=mid_stream)
         raise exc

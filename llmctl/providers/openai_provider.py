@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx2
 import openai
-from pydantic import Field, NonNegativeInt
+from pydantic import NonNegativeInt
 
 from llmctl.config import OpenAIProviderSettings
 from llmctl.domain import (
@@ -59,7 +59,7 @@ class _Delta(Checked):
 
 
 class _StreamChoice(Checked):
-    index: int = 0
+    index: int | None = 0  # some compatible servers leave it out (None): their only choice
     delta: _Delta | None = None
     finish_reason: str | None = None
 
@@ -75,7 +75,7 @@ class _Usage(Checked):
 
 
 class _Chunk(Checked):
-    choices: list[_StreamChoice] = Field(default_factory=list)
+    choices: list[_StreamChoice] | None = None  # None: the usage-only last chunk of some servers
     usage: _Usage | None = None
 
 
@@ -84,13 +84,13 @@ class _Message(Checked):
 
 
 class _Choice(Checked):
-    index: int = 0
+    index: int | None = 0
     message: _Message
     finish_reason: str | None = None
 
 
 class _Completion(Checked):
-    choices: list[_Choice] = Field(default_factory=list)
+    choices: list[_Choice] | None = None
     usage: _Usage | None = None
 
 
@@ -211,8 +211,10 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
             return stall_error(stall, endpoint)
         if isinstance(exc, MalformedResponse):
             return malformed_error(endpoint, str(exc))
-        if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        if isinstance(exc, json.JSONDecodeError):
             return malformed_error(endpoint, f"an event that is not valid JSON ({exc})")
+        if isinstance(exc, UnicodeDecodeError):
+            return malformed_error(endpoint, f"bytes that are not UTF-8 (at byte {exc.start})")
         if isinstance(exc, (openai.OpenAIError, httpx2.TransportError)):
             return self._error(exc, mid_stream=mid_stream)
         raise exc
@@ -234,8 +236,8 @@ class _Answer:
         if chunk.usage is not None:
             self.usage = _usage(chunk.usage)
             yield None
-        for choice in chunk.choices:
-            if choice.index != 0:
+        for choice in chunk.choices or ():
+            if choice.index not in (0, None):
                 continue
             content = choice.delta.content if choice.delta is not None else None
             if content:
@@ -248,8 +250,8 @@ class _Answer:
     def add_completion(self, completion: _Completion) -> None:
         if completion.usage is not None:
             self.usage = _usage(completion.usage)
-        for choice in completion.choices:
-            if choice.index == 0:
+        for choice in completion.choices or ():
+            if choice.index in (0, None):
                 self.text = choice.message.content or ""
                 self.finish = choice.finish_reason
 

@@ -210,6 +210,26 @@ def test_a_malformed_response_is_one_clear_error_and_keeps_the_text(
     assert result.completion.usage == case.usage
 
 
+TOLERATED = {
+    # What real compatible servers send that is unusual but well-formed: still a success.
+    "no-index": sse({"choices": [{"delta": {"content": "Paris"}, "finish_reason": "stop"}]}, "[DONE]"),
+    "usage-chunk-without-choices": sse(
+        oai_chunk({"content": "Paris"}, "stop"), {"usage": {"prompt_tokens": 9, "completion_tokens": 1}}, "[DONE]"
+    ),
+    "extra-fields": sse({**oai_chunk({"content": "Paris", "reasoning": None}, "stop"), "timings": {"n": 1}}, "[DONE]"),
+    "unknown-finish-reason": sse(oai_chunk({"content": "Paris"}, "eos_token"), "[DONE]"),
+    "text-but-no-finish": sse(oai_chunk({"content": "Paris"}), "[DONE]"),
+}
+
+
+@pytest.mark.parametrize("body", TOLERATED.values(), ids=TOLERATED.keys())
+def test_unusual_but_well_formed_chunks_still_succeed(servers: dict[str, LoopbackServer], body: str) -> None:
+    servers["openai"].add(Raw(200, body, SSE))
+    run, text, error = run_to_end(provider_for(servers["openai"], "openai"))
+    assert error is None and text == "Paris"
+    assert run.result().status is RunStatus.OK
+
+
 @pytest.mark.parametrize("vendor", ["openai", "anthropic"])
 @pytest.mark.parametrize("style", ["comment", "event"])
 def test_keep_alives_without_text_hit_the_idle_timeout(
