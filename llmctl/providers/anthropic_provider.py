@@ -13,12 +13,10 @@ sent. ``max_tokens`` is required: the user's (flag or ``[defaults]``), else
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx2
 from pydantic import Field, NonNegativeInt
 
 from llmctl.config import AnthropicProviderSettings
@@ -36,17 +34,8 @@ from llmctl.domain import (
 from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
-from llmctl.providers.hosted_errors import listing_error, translate
-from llmctl.providers.hosted_stream import (
-    Checked,
-    MalformedResponse,
-    StreamWatch,
-    checked,
-    malformed_error,
-    not_an_answer,
-    stall_error,
-    stall_in,
-)
+from llmctl.providers.hosted_errors import listing_error
+from llmctl.providers.hosted_stream import Checked, MalformedResponse, StreamWatch, checked, not_an_answer, wire_error
 
 # The API requires max_tokens; sent when neither --max-tokens nor [defaults] sets one. Every
 # Claude model since Claude 3 accepts this many output tokens.
@@ -200,21 +189,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
         yield Finished(state.usage(), _FINISH.get(message.stop_reason or "", FinishReason.OTHER))
 
     def _wire_error(self, exc: Exception, *, mid_stream: bool = False) -> LlmctlError:
-        if isinstance(exc, LlmctlError):
-            return exc
-        endpoint = self._endpoint_or_fail()
-        stall = stall_in(exc)
-        if stall is not None:
-            return stall_error(stall, endpoint)
-        if isinstance(exc, MalformedResponse):
-            return malformed_error(endpoint, str(exc))
-        if isinstance(exc, json.JSONDecodeError):
-            return malformed_error(endpoint, f"an event that is not valid JSON ({exc})")
-        if isinstance(exc, UnicodeDecodeError):
-            return malformed_error(endpoint, f"bytes that are not UTF-8 (at byte {exc.start})")
-        if isinstance(exc, (anthropic.AnthropicError, httpx2.TransportError)):
-            return translate(exc, anthropic, endpoint, self._resolved.display_name, mid_stream=mid_stream)
-        raise exc
+        return wire_error(exc, anthropic, self._endpoint_or_fail(), self._resolved.display_name, mid_stream=mid_stream)
 
 
 class _StreamState:

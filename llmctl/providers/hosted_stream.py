@@ -11,15 +11,18 @@ read timeout.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmctl.errors import ProviderError
+from llmctl.errors import LlmctlError, ProviderError
+from llmctl.providers.hosted_errors import translate
 
 if TYPE_CHECKING:  # hosted.py builds a StreamWatch for each provider
     from llmctl.providers.hosted import Endpoint
@@ -106,6 +109,24 @@ def stall_in(exc: BaseException) -> StreamStalled | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def wire_error(exc: Exception, sdk: ModuleType, endpoint: Endpoint, model: str, *, mid_stream: bool) -> LlmctlError:
+    """The LlmctlError for what went wrong while calling ``sdk`` or reading its answer; other exceptions re-raise."""
+    if isinstance(exc, LlmctlError):
+        return exc
+    stall = stall_in(exc)
+    if stall is not None:
+        return stall_error(stall, endpoint)
+    if isinstance(exc, MalformedResponse):
+        return malformed_error(endpoint, str(exc))
+    if isinstance(exc, json.JSONDecodeError):
+        return malformed_error(endpoint, f"an event that is not valid JSON ({exc})")
+    if isinstance(exc, UnicodeDecodeError):
+        return malformed_error(endpoint, f"bytes that are not UTF-8 (at byte {exc.start})")
+    if isinstance(exc, (sdk.APIError, sdk.APIConnectionError, httpx2.TransportError)):
+        return translate(exc, sdk, endpoint, model, mid_stream=mid_stream)
+    raise exc
 
 
 def stall_error(stall: StreamStalled, endpoint: Endpoint) -> ProviderError:

@@ -7,12 +7,10 @@ unknown (None), never 0.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx2
 import openai
 from pydantic import NonNegativeInt
 
@@ -30,17 +28,8 @@ from llmctl.domain import (
 from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
-from llmctl.providers.hosted_errors import listing_error, translate
-from llmctl.providers.hosted_stream import (
-    Checked,
-    MalformedResponse,
-    StreamWatch,
-    checked,
-    malformed_error,
-    not_an_answer,
-    stall_error,
-    stall_in,
-)
+from llmctl.providers.hosted_errors import listing_error
+from llmctl.providers.hosted_stream import Checked, StreamWatch, checked, not_an_answer, wire_error
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 
@@ -197,30 +186,13 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
             except openai.BadRequestError as exc:
                 refused = _refused_parameter(exc)
                 if refused is None or refused not in body:
-                    raise self._error(exc) from exc
+                    raise self._wire_error(exc) from exc
                 self._refused.add(refused)
             except openai.OpenAIError as exc:
                 raise self._wire_error(exc) from exc
 
     def _wire_error(self, exc: Exception, *, mid_stream: bool = False) -> LlmctlError:
-        if isinstance(exc, LlmctlError):
-            return exc
-        endpoint = self._endpoint_or_fail()
-        stall = stall_in(exc)
-        if stall is not None:
-            return stall_error(stall, endpoint)
-        if isinstance(exc, MalformedResponse):
-            return malformed_error(endpoint, str(exc))
-        if isinstance(exc, json.JSONDecodeError):
-            return malformed_error(endpoint, f"an event that is not valid JSON ({exc})")
-        if isinstance(exc, UnicodeDecodeError):
-            return malformed_error(endpoint, f"bytes that are not UTF-8 (at byte {exc.start})")
-        if isinstance(exc, (openai.OpenAIError, httpx2.TransportError)):
-            return self._error(exc, mid_stream=mid_stream)
-        raise exc
-
-    def _error(self, exc: BaseException, *, mid_stream: bool = False) -> LlmctlError:
-        return translate(exc, openai, self._endpoint_or_fail(), self._resolved.display_name, mid_stream=mid_stream)
+        return wire_error(exc, openai, self._endpoint_or_fail(), self._resolved.display_name, mid_stream=mid_stream)
 
 
 class _Answer:
