@@ -35,7 +35,15 @@ from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
 from llmctl.providers.hosted_errors import listing_error
-from llmctl.providers.hosted_stream import Checked, MalformedResponse, StreamWatch, checked, not_an_answer, wire_error
+from llmctl.providers.hosted_stream import (
+    Checked,
+    MalformedResponse,
+    StreamStalled,
+    StreamWatch,
+    checked,
+    not_an_answer,
+    wire_error,
+)
 
 # The API requires max_tokens; sent when neither --max-tokens nor [defaults] sets one. Every
 # Claude model since Claude 3 accepts this many output tokens.
@@ -93,6 +101,10 @@ class _Message(Checked):
     usage: _Usage | None = None
 
 
+class _Stalled(StreamStalled, anthropic.AnthropicError):
+    """A passed idle or total timeout, as an error the SDK passes through without retrying."""
+
+
 def _settings(resolved: ResolvedModel) -> AnthropicProviderSettings:
     settings = resolved.provider_settings
     if not isinstance(settings, AnthropicProviderSettings):
@@ -117,7 +129,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
     ignored_params: frozenset[str] = frozenset({"temperature", "top_p", "seed"})
 
     def __init__(self, resolved: ResolvedModel) -> None:
-        super().__init__(resolved, _settings(resolved))
+        super().__init__(resolved, _settings(resolved), _Stalled)
 
     def _make_client(self, endpoint: Endpoint) -> anthropic.Anthropic:
         return _client(endpoint, self._watch)
@@ -142,7 +154,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
         self._start_watch(stream=request.stream)
         try:
             response = self._client.messages.with_raw_response.create(**self.request_body(request))
-        except anthropic.AnthropicError as exc:
+        except Exception as exc:  # a whole answer is read here: a stall or a bad body shows now
             self._watch.stop()
             raise self._wire_error(exc) from exc
         try:

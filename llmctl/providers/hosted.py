@@ -9,7 +9,7 @@ from llmctl.providers.base import ResolvedModel
 from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
 
 if TYPE_CHECKING:  # hosted_stream imports httpx2; listing models (RemoteModel) must not pay for it
-    from llmctl.providers.hosted_stream import StreamWatch
+    from llmctl.providers.hosted_stream import StreamStalled, StreamWatch
 
 VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 
@@ -80,14 +80,14 @@ SettingsT = TypeVar("SettingsT", bound=HostedSettings)
 class HostedProvider(Generic[ClientT, SettingsT]):
     """The lifecycle both vendor adapters share: resolve the key and build the SDK client once, on prepare()."""
 
-    def __init__(self, resolved: ResolvedModel, settings: SettingsT) -> None:
+    def __init__(self, resolved: ResolvedModel, settings: SettingsT, stalled: type[StreamStalled]) -> None:
         self._resolved = resolved
         self._settings = settings
         self._endpoint: Endpoint | None = None
         self._client: ClientT | None = None
         from llmctl.providers.hosted_stream import StreamWatch
 
-        self._watch: StreamWatch = StreamWatch()
+        self._watch: StreamWatch = StreamWatch(stalled)
 
     @property
     def resolved(self) -> ResolvedModel:

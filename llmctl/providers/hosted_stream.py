@@ -31,7 +31,12 @@ Clock = Callable[[], float]
 
 
 class StreamStalled(Exception):
-    """Raised inside the HTTP body read when a watch's limit has passed."""
+    """Raised inside the HTTP body read when a watch's limit has passed.
+
+    Each adapter raises a subclass that is also its SDK's base error: the SDKs retry
+    connection errors (and wrap other exceptions as one), but pass their own errors
+    through, and a passed deadline must not be retried.
+    """
 
     def __init__(self, limit: str, seconds: float) -> None:
         super().__init__(f"{limit} of {seconds:g} s passed")
@@ -54,7 +59,8 @@ class _Limits:
 class StreamWatch:
     """The limits of the call in flight; the adapter marks answer text as it arrives."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, stalled: type[StreamStalled] = StreamStalled, clock: Clock = time.monotonic) -> None:
+        self._stalled = stalled
         self._clock = clock
         self._limits: _Limits | None = None
 
@@ -75,9 +81,9 @@ class StreamWatch:
             return
         now = self._clock()
         if limits.total_s is not None and now - limits.started > limits.total_s:
-            raise StreamStalled("total_timeout", limits.total_s)
+            raise self._stalled("total_timeout", limits.total_s)
         if limits.idle_s is not None and now - limits.last_content > limits.idle_s:
-            raise StreamStalled("idle_timeout", limits.idle_s)
+            raise self._stalled("idle_timeout", limits.idle_s)
 
     def on_response(self, response: httpx2.Response) -> None:
         """httpx response hook: route the body's chunks past ``check``."""

@@ -29,7 +29,7 @@ from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
 from llmctl.providers.hosted_errors import listing_error
-from llmctl.providers.hosted_stream import Checked, StreamWatch, checked, not_an_answer, wire_error
+from llmctl.providers.hosted_stream import Checked, StreamStalled, StreamWatch, checked, not_an_answer, wire_error
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 
@@ -83,6 +83,10 @@ class _Completion(Checked):
     usage: _Usage | None = None
 
 
+class _Stalled(StreamStalled, openai.OpenAIError):
+    """A passed idle or total timeout, as an error the SDK passes through without retrying."""
+
+
 def _settings(resolved: ResolvedModel) -> OpenAIProviderSettings:
     settings = resolved.provider_settings
     if not isinstance(settings, OpenAIProviderSettings):
@@ -101,7 +105,7 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
     """One model behind the Chat Completions API."""
 
     def __init__(self, resolved: ResolvedModel) -> None:
-        super().__init__(resolved, _settings(resolved))
+        super().__init__(resolved, _settings(resolved), _Stalled)
         self._refused: set[str] = set()
 
     def _make_client(self, endpoint: Endpoint) -> openai.OpenAI:
@@ -188,7 +192,7 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
                 if refused is None or refused not in body:
                     raise self._wire_error(exc) from exc
                 self._refused.add(refused)
-            except openai.OpenAIError as exc:
+            except Exception as exc:  # a whole answer is read here: a stall or a bad body shows now
                 raise self._wire_error(exc) from exc
 
     def _wire_error(self, exc: Exception, *, mid_stream: bool = False) -> LlmctlError:

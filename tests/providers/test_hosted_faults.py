@@ -20,7 +20,7 @@ from llmctl.errors import ProviderError
 from llmctl.providers.base import Provider
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.generation import GenerationRun, RunStatus
-from tests.wire import AnthropicServer, DropMidStream, KeepAlive, LoopbackServer, OpenAIServer, Plan, Raw, Reply
+from tests.wire import AnthropicServer, DropMidStream, KeepAlive, LoopbackServer, OpenAIServer, Plan, Raw, Reply, Slow
 
 SSE = "text/event-stream"
 REQUEST = GenerationRequest((Message("user", "Capital of France?"),), GenerationParams(max_tokens=20))
@@ -263,6 +263,17 @@ def test_total_timeout_stops_an_answer_that_keeps_coming(servers: dict[str, Loop
     assert f"providers.{vendor}.total_timeout" in error.message
     assert text.startswith("word ") and len(text) < len("word " * 200)
     assert run.result().status is RunStatus.ERROR
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+def test_total_timeout_also_bounds_a_whole_answer(servers: dict[str, LoopbackServer], vendor: str) -> None:
+    server = servers[vendor]
+    server.add(Slow(1.0, Reply(text="Paris.")))
+    request = GenerationRequest(REQUEST.messages, REQUEST.params, stream=False)
+    run, text, error = run_to_end(provider_for(server, vendor, total_timeout=0.3, max_retries=2), request)
+    assert error is not None and "did not finish the answer within 0.3 s" in error.message
+    assert len(server.requests) == 1  # past the deadline: no retry
+    assert text == "" and run.result().status is RunStatus.ERROR
 
 
 @pytest.mark.parametrize("vendor", ["openai", "anthropic"])
