@@ -115,21 +115,33 @@ def test_no_stream_on_the_anthropic_wire(run_llmctl: Run, ant: AnthropicServer) 
     assert (row.status, row.input_tokens, row.output_tokens, row.token_source) == ("ok", 20, 3, "provider")
 
 
-@pytest.mark.parametrize(
-    ("plan", "says"),
-    [
-        (Raw(200, "<html><body>Bad gateway</body></html>", "text/html"), "it sent text/html, not application/json"),
-        (Raw(200, json.dumps({"id": "x", "choices": []}), "application/json"), "without any answer text"),
-        (
-            Raw(200, json.dumps({"choices": [{"index": 0, "message": {"content": 5}}]}), "application/json"),
-            "message.content",
-        ),
-        (Raw(200, "{not json", "application/json"), "malformed response"),
-    ],
-)
-def test_no_stream_malformed_body_is_an_error(run_llmctl: Run, oai: OpenAIServer, plan: Raw, says: str) -> None:
-    oai.add(plan)
-    result = run_llmctl("generate", "-m", GPT, "Hi", "--no-stream")
+def json_body(body: Any) -> Raw:
+    return Raw(200, json.dumps(body), "application/json")
+
+
+NO_STREAM_MALFORMED = {
+    "oai-html": (GPT, Raw(200, "<html><body>Bad gateway</body></html>", "text/html"), "it sent text/html"),
+    "oai-no-choices": (GPT, json_body({"id": "x", "choices": []}), "without any answer text"),
+    "oai-content-number": (GPT, json_body({"choices": [{"index": 0, "message": {"content": 5}}]}), "message.content"),
+    "oai-not-json": (GPT, Raw(200, "{not json", "application/json"), "malformed response"),
+    "ant-html": (CLAUDE, Raw(200, "<html>Sign in</html>", "text/html"), "it sent text/html, not application/json"),
+    "ant-sse-body": (CLAUDE, Raw(200, sse(ant_start(), ant_text("Hi")), SSE), "it sent text/event-stream"),
+    "ant-text-number": (
+        CLAUDE,
+        json_body({"type": "message", "content": [{"type": "text", "text": 3}], "stop_reason": "end_turn"}),
+        "content.0.text",
+    ),
+    "ant-empty-content": (CLAUDE, json_body({"type": "message", "content": [], "stop_reason": None}), "without any"),
+}
+
+
+@pytest.mark.parametrize(("model", "plan", "says"), NO_STREAM_MALFORMED.values(), ids=NO_STREAM_MALFORMED.keys())
+def test_no_stream_malformed_body_is_an_error(
+    run_llmctl: Run, oai: OpenAIServer, ant: AnthropicServer, config_file: Path, model: str, plan: Raw, says: str
+) -> None:
+    config_file.write_text(provider_table("openai", oai.base_url) + provider_table("anthropic", ant.base_url))
+    (oai if model == GPT else ant).add(plan)
+    result = run_llmctl("generate", "-m", model, "Hi", "--no-stream")
     assert result.exit_code == 1, result.stderr
     [line] = error_lines(result.stderr)
     assert says in line
