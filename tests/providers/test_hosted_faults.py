@@ -16,7 +16,7 @@ import pytest
 
 from llmctl.config import Settings
 from llmctl.domain import UNKNOWN_USAGE, CountSource, GenerationParams, GenerationRequest, Message, Usage
-from llmctl.errors import ProviderError
+from llmctl.errors import InputError, ProviderError
 from llmctl.providers.base import Provider
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.generation import GenerationRun, RunStatus
@@ -324,3 +324,48 @@ def test_openai_zero_prompt_tokens_is_unknown(servers: dict[str, LoopbackServer]
     run, _, error = run_to_end(provider_for(server, "openai"))
     assert error is None
     assert run.result().completion.usage == Usage(None, 2, CountSource.PROVIDER, cached_input_tokens=0)
+
+
+# -- a key in a server's message ---------------------------------------------------------------------------------------
+
+SECRET = "sk-live-ABCDEFGHIJKLMNOPQRSTUV"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"bad key {SECRET}.", "bad key ****."),
+        (f"bad key {SECRET[:12]}…", "bad key ****…"),  # a server that echoes the key cut short
+        (f"key ending {SECRET[-9:]}", "key ending ****"),
+        (f"{SECRET}{SECRET}", "********"),
+        (
+            f"hint: {SECRET[:7]}*** (7 characters are not the key)",
+            f"hint: {SECRET[:7]}*** (7 characters are not the key)",
+        ),
+        ("nothing secret here", "nothing secret here"),
+    ],
+)
+def test_every_eight_character_run_of_the_key_is_masked(text: str, expected: str) -> None:
+    from llmctl.providers.credentials import ApiKey
+    from llmctl.providers.hosted_errors import mask_key
+
+    assert mask_key(text, ApiKey(SECRET, "$KEY", env_var="KEY")) == expected
+
+
+@pytest.mark.parametrize("cut", range(280, 302))
+def test_the_key_is_masked_before_the_message_is_cut(
+    servers: dict[str, LoopbackServer], monkeypatch: pytest.MonkeyPatch, cut: int
+) -> None:
+    """Wherever the 300-character cut falls in the key, no 8 characters of it survive."""
+    from tests.wire import Fault
+
+    key = "sk-test-faults-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    server = servers["openai"]
+    server.add(Fault(400, message="x" * (cut - 10) + f" the key {key} is not valid here " + "y" * 300))
+    provider = provider_for(server, "openai")
+    with pytest.raises(InputError) as caught:
+        list(provider.stream(REQUEST))
+    provider.close()
+    shown = caught.value.message + (caught.value.hint or "")
+    assert [key[i : i + 8] for i in range(len(key) - 7) if key[i : i + 8] in shown] == []
