@@ -42,6 +42,7 @@ from llmctl.providers.hosted_stream import (
     StreamWatch,
     checked,
     not_an_answer,
+    unfinished,
     wire_error,
 )
 
@@ -178,8 +179,12 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
                         yield update
         except Exception as exc:
             raise self._wire_error(exc, mid_stream=True) from exc
-        if not state.text and state.stop_reason is None:
-            raise not_an_answer(self._endpoint_or_fail(), content_type, expected="text/event-stream")
+        if state.stop_reason is None:
+            if not state.text:
+                raise not_an_answer(self._endpoint_or_fail(), content_type, expected="text/event-stream")
+            # The Messages API always ends an answer with message_delta (its stop reason): text
+            # without one is an answer cut short by a proxy or a crash, not a finished one.
+            raise unfinished(self._endpoint_or_fail(), "message_delta")
         yield Finished(state.usage(), _FINISH.get(state.stop_reason or "", FinishReason.OTHER))
 
     def _whole(self, response: Any) -> Iterator[StreamEvent]:

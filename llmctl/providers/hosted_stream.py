@@ -167,6 +167,14 @@ def not_an_answer(endpoint: Endpoint, content_type: str | None, *, expected: str
     )
 
 
+def unfinished(endpoint: Endpoint, event: str) -> ProviderError:
+    """A stream that ended cleanly but before the event that finishes every answer on this API."""
+    return ProviderError(
+        f"{endpoint.label} ended the stream before finishing the answer (no {event} event).",
+        hint="The text received so far was kept; run the request again.",
+    )
+
+
 class Checked(BaseModel):
     """A wire object validated for the fields llmctl reads (others are ignored)."""
 

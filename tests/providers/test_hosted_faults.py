@@ -156,6 +156,13 @@ CASES = {
         text="Paris",
         usage=Usage(25, None, CountSource.PROVIDER),
     ),
+    "ant-cut-short-cleanly": Case(
+        "anthropic",
+        Raw(200, sse(ant_start(), ant_text("Paris is")), SSE),
+        "ended the stream before finishing the answer (no message_delta event)",
+        text="Paris is",
+        usage=Usage(25, None, CountSource.PROVIDER),
+    ),
     "ant-usage-text": Case(
         "anthropic",
         Raw(200, sse(ant_start("many"), ant_text("Paris")), SSE),
@@ -305,8 +312,8 @@ def test_anthropic_placeholder_input_zero_is_not_a_count(servers: dict[str, Loop
 def test_anthropic_broken_stream_after_placeholder_records_no_input_count(servers: dict[str, LoopbackServer]) -> None:
     server = servers["anthropic"]
     server.add(Raw(200, sse(ant_start(input_tokens=0), ant_text("Par")), SSE))  # ends: no message_delta
-    run, text, _ = run_to_end(provider_for(server, "anthropic"))
-    assert text == "Par"
+    run, text, error = run_to_end(provider_for(server, "anthropic"))
+    assert text == "Par" and error is not None and "before finishing the answer" in error.message
     assert run.result().completion.usage == UNKNOWN_USAGE  # not "0 input tokens, from the provider"
 
 
