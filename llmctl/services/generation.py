@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmctl.domain import (
     Completion,
@@ -102,17 +102,11 @@ def resolve_params(
     (``LOCAL_DEFAULTS`` in the Hugging Face adapter).
     """
     written = defaults.model_fields_set
-
-    def pick(name: str, flag: float | int | None) -> Any:
-        if flag is not None:
-            return flag
-        return getattr(defaults, name) if name in written else None
-
     return GenerationParams(
-        temperature=pick("temperature", temperature),
-        top_p=pick("top_p", top_p),
-        max_tokens=pick("max_tokens", max_tokens),
-        seed=pick("seed", seed),
+        temperature=temperature if temperature is not None or "temperature" not in written else defaults.temperature,
+        top_p=top_p if top_p is not None or "top_p" not in written else defaults.top_p,
+        max_tokens=max_tokens if max_tokens is not None or "max_tokens" not in written else defaults.max_tokens,
+        seed=seed if seed is not None or "seed" not in written else defaults.seed,
     )
 
 
