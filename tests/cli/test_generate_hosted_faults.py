@@ -248,8 +248,17 @@ def test_a_400_about_the_model_name_hints_at_the_model(run_llmctl: Run, oai: Ope
     assert "--max-tokens" not in result.stderr and "--temperature" not in result.stderr
 
 
-def test_a_400_about_an_option_still_hints_at_the_options(run_llmctl: Run, oai: OpenAIServer) -> None:
-    oai.add(Fault(400, message="Invalid 'top_p': decimal above maximum value."))
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invalid 'top_p': decimal above maximum value.",
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        "Unsupported value: 'temperature' does not support 0.7 with this model. Only the default (1) is supported.",
+        "max_tokens is too large: 100000. This model supports at most 16384 completion tokens.",
+    ],
+)
+def test_a_400_about_an_option_still_hints_at_the_options(run_llmctl: Run, oai: OpenAIServer, message: str) -> None:
+    oai.add(Fault(400, message=message))
     result = run_llmctl("generate", "-m", GPT, "Hi", "--top-p", "1")
     assert result.exit_code == 2
     assert "--max-tokens, --temperature" in result.stderr
