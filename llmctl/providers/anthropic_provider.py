@@ -41,6 +41,7 @@ from llmctl.providers.hosted_stream import (
     StreamStalled,
     StreamWatch,
     checked,
+    error_in_body,
     not_an_answer,
     unfinished,
     wire_error,
@@ -100,6 +101,7 @@ class _Message(Checked):
     content: list[_Block] = Field(default_factory=list)
     stop_reason: str | None = None
     usage: _Usage | None = None
+    error: Any = None  # {"type": "error", "error": {...}} sent with status 200
 
 
 class _Stalled(StreamStalled, anthropic.AnthropicError):
@@ -192,9 +194,11 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
         if "json" not in content_type.lower():
             raise not_an_answer(self._endpoint_or_fail(), content_type, expected="application/json")
         try:
-            message: _Message = checked(_Message, response.parse(), "the message")
+            message: _Message = checked(_Message, response.http_response.json(), "the message")
         except Exception as exc:
             raise self._wire_error(exc) from exc
+        if message.error is not None:
+            raise error_in_body(self._endpoint_or_fail(), message.error)
         text = "".join(block.text or "" for block in message.content if block.type == "text")
         if not text and message.stop_reason is None:
             raise not_an_answer(self._endpoint_or_fail(), content_type, expected="application/json")

@@ -72,7 +72,7 @@ def mask_key(text: str, key: ApiKey | None) -> str:
     return "".join(out)
 
 
-def _one_line(text: str, key: ApiKey | None) -> str:
+def one_line(text: str, key: ApiKey | None) -> str:
     """Masked first, then shortened: a cut through the key must not leave part of it behind."""
     text = mask_key(" ".join(text.split()), key)
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
@@ -96,7 +96,7 @@ def api_message(exc: BaseException, key: ApiKey | None = None) -> str:
         text = re.sub(r"<[^>]+>", " ", body)  # an HTML error page from a proxy
     if not text:
         text = str(getattr(exc, "message", None) or exc)
-    return _one_line(text, key)
+    return one_line(text, key)
 
 
 def _retried(endpoint: Endpoint) -> str:
@@ -153,7 +153,7 @@ def _cause(exc: BaseException, key: ApiKey) -> str:
     text = str(cause) if cause is not None else ""
     if "refused" in text.lower():
         return " (connection refused)"
-    return f" ({_one_line(text, key)})" if text.strip() else ""
+    return f" ({one_line(text, key)})" if text.strip() else ""
 
 
 def _status_error(exc: Any, sdk: ModuleType, endpoint: Endpoint, model: str, *, mid_stream: bool) -> LlmctlError:

@@ -22,7 +22,7 @@ import httpx2
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmctl.errors import LlmctlError, ProviderError
-from llmctl.providers.hosted_errors import translate
+from llmctl.providers.hosted_errors import one_line, translate
 
 if TYPE_CHECKING:  # hosted.py builds a StreamWatch for each provider
     from llmctl.providers.hosted import Endpoint
@@ -127,7 +127,7 @@ def wire_error(exc: Exception, sdk: ModuleType, endpoint: Endpoint, model: str, 
     if isinstance(exc, MalformedResponse):
         return malformed_error(endpoint, str(exc))
     if isinstance(exc, json.JSONDecodeError):
-        return malformed_error(endpoint, f"an event that is not valid JSON ({exc})")
+        return malformed_error(endpoint, f"data that is not valid JSON ({exc})")
     if isinstance(exc, UnicodeDecodeError):
         return malformed_error(endpoint, f"bytes that are not UTF-8 (at byte {exc.start})")
     if isinstance(exc, (sdk.APIError, sdk.APIConnectionError, httpx2.TransportError)):
@@ -164,6 +164,15 @@ def not_an_answer(endpoint: Endpoint, content_type: str | None, *, expected: str
         f"{endpoint.label} ended its response without any answer text or finish reason{sent}.",
         hint="Servers do this for a prompt longer than they accept, or when a proxy answers in their place; "
         f"check providers.{endpoint.provider_name}.base_url and the server's log.",
+    )
+
+
+def error_in_body(endpoint: Endpoint, error: Any) -> ProviderError:
+    """A 200 whose JSON body is an error object (some proxies answer so), in the server's words."""
+    inner = error.get("message", error) if isinstance(error, dict) else error
+    return ProviderError(
+        f"{endpoint.label} answered with an error (HTTP 200): {one_line(str(inner), endpoint.key)}",
+        hint="The request did not produce an answer; try again, or check the server's log.",
     )
 
 

@@ -29,7 +29,15 @@ from llmctl.errors import LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hosted import Endpoint, HostedProvider, RemoteModel
 from llmctl.providers.hosted_errors import listing_error
-from llmctl.providers.hosted_stream import Checked, StreamStalled, StreamWatch, checked, not_an_answer, wire_error
+from llmctl.providers.hosted_stream import (
+    Checked,
+    StreamStalled,
+    StreamWatch,
+    checked,
+    error_in_body,
+    not_an_answer,
+    wire_error,
+)
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 
@@ -81,6 +89,7 @@ class _Choice(Checked):
 class _Completion(Checked):
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
+    error: Any = None  # a proxy's error object, sent with status 200
 
 
 class _Stalled(StreamStalled, openai.OpenAIError):
@@ -166,9 +175,11 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
         if "json" not in content_type.lower():
             raise not_an_answer(self._endpoint_or_fail(), content_type, expected="application/json")
         try:
-            completion: _Completion = checked(_Completion, raw.parse(), "the completion")
+            completion: _Completion = checked(_Completion, raw.http_response.json(), "the completion")
         except Exception as exc:
             raise self._wire_error(exc) from exc
+        if completion.error is not None:
+            raise error_in_body(self._endpoint_or_fail(), completion.error)
         answer = _Answer()
         answer.add_completion(completion)
         if not answer.text and answer.finish is None:

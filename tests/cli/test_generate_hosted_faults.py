@@ -132,6 +132,16 @@ NO_STREAM_MALFORMED = {
         "content.0.text",
     ),
     "ant-empty-content": (CLAUDE, json_body({"type": "message", "content": [], "stop_reason": None}), "without any"),
+    "oai-error-with-200": (
+        GPT,
+        json_body({"error": {"message": "Upstream provider overloaded", "type": "server_error"}}),
+        "answered with an error (HTTP 200): Upstream provider overloaded",
+    ),
+    "ant-error-with-200": (
+        CLAUDE,
+        json_body({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        "answered with an error (HTTP 200): Overloaded",
+    ),
 }
 
 

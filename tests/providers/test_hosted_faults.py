@@ -97,13 +97,13 @@ CASES = {
     "oai-invalid-json": Case(
         "openai",
         Raw(200, sse(oai_chunk({"content": "Paris "}), "{not json", "[DONE]"), SSE),
-        "an event that is not valid JSON",
+        "data that is not valid JSON",
         text="Paris ",
     ),
     "ant-invalid-json": Case(
         "anthropic",
         Raw(200, sse(ant_start(), ant_text("Paris "), ("content_block_delta", "{not json")), SSE),
-        "an event that is not valid JSON",
+        "data that is not valid JSON",
         text="Paris ",
         usage=Usage(25, None, CountSource.PROVIDER),
     ),
