@@ -221,7 +221,7 @@ def test_pings_without_text_end_at_idle_timeout(run_llmctl: Run, oai: OpenAIServ
     oai.add(KeepAlive(after_chunks=2, interval_s=0.05))
     started = time.monotonic()
     result = run_llmctl("generate", "-m", GPT, "Hi", "--json")
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 10  # the server would keep pinging for 20 s
     assert result.exit_code == 1
     out = json.loads(result.stdout)
     assert out["text"] == "Paris is " and out["status"] == "error"

@@ -287,7 +287,7 @@ def test_total_timeout_also_bounds_a_whole_answer(servers: dict[str, LoopbackSer
 def test_slow_but_steady_text_is_not_idle(servers: dict[str, LoopbackServer], vendor: str) -> None:
     server = servers[vendor]
     server.add(Reply(text="one two three four five six", chunk_delay_s=0.15))  # 0.75 s in all, 0.15 s gaps
-    _, text, error = run_to_end(provider_for(server, vendor, idle_timeout=0.5))
+    _, text, error = run_to_end(provider_for(server, vendor, idle_timeout=1.0))
     assert error is None and text == "one two three four five six"
 
 
