@@ -155,6 +155,8 @@ def _print_report(report: BenchReport) -> None:
     if report.peak_gpu_bytes is not None:
         details.append(("Peak GPU memory", _bytes(report.peak_gpu_bytes)))
     details.append(("Device", device))
+    if report.prompt_cache_note():
+        details.append(("Prompt cache", str(report.prompt_cache_note())))
     if report.recorded:
         details.append(("Ledger", f"{plural(report.recorded, 'call')} recorded as command 'bench' (warm-ups included)"))
     output.section_break()

@@ -44,7 +44,9 @@ def generate(
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Ask for the whole answer in one response, and print it then.")
+    ] = False,
     show_usage: Annotated[bool, typer.Option("--usage", "-u", help="Print token usage to stderr.")] = False,
     as_json: JsonOpt = False,
     ignore_budget: IgnoreBudgetOpt = False,
@@ -96,7 +98,7 @@ def generate(
         output.warning(warning)
     provider = open_provider(resolved)
     _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-    request = GenerationRequest(build_messages(text, system), params)
+    request = GenerationRequest(build_messages(text, system), params, stream=not no_stream)
 
     run = GenerationRun(provider, request)
     failure: LlmctlError | None = None

@@ -29,6 +29,9 @@ from llmctl.providers.hf_loading import LoadedModel, load_model
 from llmctl.providers.hf_prompt import prompt_token_ids
 
 DEFAULT_MAX_NEW_TOKENS = 512
+# Sampling for a local model when neither a flag nor the config's [defaults] sets it (hosted
+# APIs get nothing and use their own). max_tokens unset: the model's generation_config, else 512.
+LOCAL_DEFAULTS = GenerationParams(temperature=0.7, top_p=0.9)
 _END = object()
 
 
@@ -185,6 +188,7 @@ class HuggingFaceProvider:
         yielded), so a caller that keeps a KV cache knows which ids it holds even after an interrupt.
         """
         loaded = self.loaded
+        params = params.or_defaults(LOCAL_DEFAULTS)
         window = loaded.context_window
         if window is not None and len(input_ids) >= window:
             raise ContextLengthError(len(input_ids), window, model=self._resolved.display_name)

@@ -16,7 +16,8 @@ How each figure is taken (the same clock, ``time.perf_counter``, everywhere):
 Local prompts are token ids of exactly ``prompt_tokens`` (BOS included), and generation is greedy with
 end-of-sequence suppressed until ``max_tokens`` new tokens exist, so every run decodes the same number of
 tokens. An API cannot be forced: its prompt is text of about ``prompt_tokens`` tokens and the counts are
-the ones the API reports (unknown when it reports none).
+the ones the API reports (unknown when it reports none); see ``bench_hosted`` for how a server's prompt
+cache is kept out of the prefill figure.
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ from llmctl.domain import (
     CompletionBuilder,
     FinishReason,
     GenerationParams,
-    GenerationRequest,
-    Message,
     StreamEvent,
     TextDelta,
 )
@@ -60,7 +59,6 @@ FILLER = (
     "discussion turned to tides, insurance, the migratory birds on the northern spit and the budget for "
     "the coming decade. "
 )
-HOSTED_INSTRUCTION = "Continue the following text for as long as you can, without repeating it:\n\n"
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,7 @@ class RunMeasurement:
     output_tokens: int | None
     finish_reason: FinishReason
     completion: Completion | None = field(default=None, compare=False, repr=False)
+    cached_prompt_tokens: int | None = None  # what an API reported as served from its prompt cache
 
     @property
     def prefill_tokens_per_s(self) -> float | None:
@@ -118,6 +117,7 @@ class RunMeasurement:
             "prefill_tokens_per_s": self.prefill_tokens_per_s,
             "decode_tokens_per_s": self.decode_tokens_per_s,
             "finish_reason": self.finish_reason.value,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
         }
 
 
@@ -164,9 +164,29 @@ class BenchReport:
     peak_gpu_bytes: int | None = None
     warmup_runs: tuple[RunMeasurement, ...] = ()
     recorded: int = 0  # calls written to the usage ledger (--record)
+    prompt_varied: bool = False  # each timed call's prompt began differently (so no prompt cache could serve it)
 
     def stat(self, metric: str) -> Stat | None:
         return summarize(run.value(metric) for run in self.runs)
+
+    def cached_share(self) -> float | None:
+        """The share of the runs' prompt tokens the API reported as cached; None when it reported none."""
+        known = [r for r in self.runs if r.cached_prompt_tokens is not None and r.prompt_tokens]
+        if not known:
+            return None
+        return sum(r.cached_prompt_tokens or 0 for r in known) / sum(r.prompt_tokens or 0 for r in known)
+
+    def prompt_cache_note(self) -> str | None:
+        """How the prefill figure stands against a prompt cache, in words (hosted models only)."""
+        if not self.prompt_varied:
+            return None
+        note = "each run's prompt began with a different line, so a prompt cache could not serve it"
+        share = self.cached_share()
+        if share is None:
+            return note + " (the API reports no cached tokens)"
+        if share == 0:
+            return note + " (the API reported none cached)"
+        return note + f"; yet the API reported {share:.0%} of prompt tokens cached, which inflates prefill"
 
     def to_json(self) -> dict[str, Any]:
         stats = {metric: self.stat(metric) for metric in METRICS}
@@ -190,6 +210,7 @@ class BenchReport:
             "warmup_runs": [run.to_json() for run in self.warmup_runs],
             "memory": {"peak_rss_bytes": self.peak_rss_bytes, "peak_gpu_bytes": self.peak_gpu_bytes},
             "recorded": self.recorded,
+            "prompt_cache": {"prompt_varied_per_run": self.prompt_varied, "cached_share": self.cached_share()},
         }
 
 
@@ -225,14 +246,6 @@ def exact_prompt_ids(tokenizer: Any, count: int, text: str = FILLER) -> list[int
     while len(ids) < count:
         ids.extend(body)
     return ids[:count]
-
-
-def hosted_prompt(count: int) -> str:
-    """Text of roughly ``count`` tokens (about 0.75 words a token for English prose)."""
-    words = FILLER.split()
-    wanted = max(1, round(count * 0.75) - len(HOSTED_INSTRUCTION.split()))
-    body = [words[i % len(words)] for i in range(wanted)]
-    return HOSTED_INSTRUCTION + " ".join(body)
 
 
 def peak_rss_bytes() -> int | None:
@@ -274,7 +287,12 @@ def run_bench(
         started = clock()
         provider.prepare()
         load_s = clock() - started
-        measure = _local_measurer(provider, options, clock) if local else _hosted_measurer(provider, options, clock)
+        if local:
+            measure = _local_measurer(provider, options, clock)
+        else:
+            from llmctl.services.bench_hosted import hosted_measurer
+
+            measure = hosted_measurer(provider, options, clock)
         warmups: list[RunMeasurement] = []
         runs: list[RunMeasurement] = []
         for index in range(options.warmup):
@@ -299,6 +317,7 @@ def run_bench(
         peak_rss_bytes=peak_rss_bytes(),
         peak_gpu_bytes=peak_gpu,
         warmup_runs=tuple(warmups),
+        prompt_varied=not local,
     )
 
 
@@ -374,7 +393,7 @@ def _local_measurer(provider: Provider, options: BenchOptions, clock: Clock) -> 
         steps = StepClock()
         extra = {"min_new_tokens": options.max_tokens, "logits_processor": LogitsProcessorList([steps])}
         started = clock()
-        completion = _consume(provider.stream_ids(ids, params, generate_kwargs=extra))
+        completion = consume(provider.stream_ids(ids, params, generate_kwargs=extra))
         ended = clock()
         first = steps.stamps[0] - started if steps.stamps else None
         return RunMeasurement(
@@ -389,35 +408,7 @@ def _local_measurer(provider: Provider, options: BenchOptions, clock: Clock) -> 
     return measure
 
 
-def _hosted_measurer(provider: Provider, options: BenchOptions, clock: Clock) -> Callable[[], RunMeasurement]:
-    request = GenerationRequest(
-        (Message("user", hosted_prompt(options.prompt_tokens)),),
-        GenerationParams(temperature=0, max_tokens=options.max_tokens),
-    )
-
-    def measure() -> RunMeasurement:
-        first: list[float] = []
-
-        def on_text() -> None:
-            if not first:
-                first.append(clock())
-
-        started = clock()
-        completion = _consume(provider.stream(request), on_text=on_text)
-        ended = clock()
-        return RunMeasurement(
-            ttft_s=first[0] - started if first else None,
-            total_s=ended - started,
-            prompt_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            finish_reason=completion.finish_reason,
-            completion=completion,
-        )
-
-    return measure
-
-
-def _consume(events: Iterable[StreamEvent], on_text: Callable[[], None] | None = None) -> Completion:
+def consume(events: Iterable[StreamEvent], on_text: Callable[[], None] | None = None) -> Completion:
     builder = CompletionBuilder()
     for event in events:
         if on_text is not None and isinstance(event, TextDelta) and event.text:

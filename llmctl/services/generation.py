@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from llmctl.domain import (
     Completion,
     CompletionBuilder,
+    CountSource,
     FinishReason,
     GenerationParams,
     GenerationRequest,
@@ -132,13 +133,51 @@ def resolve_params(
     max_tokens: int | None = None,
     seed: int | None = None,
 ) -> GenerationParams:
-    """Flags override the config's ``[defaults]``."""
+    """What the user asked for: a flag, else a key they wrote in the config's ``[defaults]``.
+
+    A key nobody set stays ``None``: a hosted API then samples with its own defaults (and
+    answers at full length), and a local model falls back on llmctl's built-in ones
+    (``LOCAL_DEFAULTS`` in the Hugging Face adapter).
+    """
+    written = defaults.model_fields_set
     return GenerationParams(
-        temperature=defaults.temperature if temperature is None else temperature,
-        top_p=defaults.top_p if top_p is None else top_p,
-        max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
-        seed=defaults.seed if seed is None else seed,
+        temperature=temperature if temperature is not None or "temperature" not in written else defaults.temperature,
+        top_p=top_p if top_p is not None or "top_p" not in written else defaults.top_p,
+        max_tokens=max_tokens if max_tokens is not None or "max_tokens" not in written else defaults.max_tokens,
+        seed=seed if seed is not None or "seed" not in written else defaults.seed,
     )
+
+
+# Chat framing on top of the text: a few tokens per message (role, separators) and a few to prime the reply.
+_FRAMING_TOKENS_PER_MESSAGE = 8
+_FRAMING_TOKENS = 3
+
+
+def check_hosted_context(provider: Provider, request: GenerationRequest) -> None:
+    """Refuse, before the call, an input a hosted model's known window cannot hold.
+
+    The window is the alias's ``context_window`` or the one listed for a known model.
+    A local model is checked as it tokenizes (exactly, in its adapter). Here the count
+    is exact (OpenAI's encodings) or the provider's (Anthropic's count-tokens API); an
+    estimate refuses nothing, the server decides. Counting costs something, so it only
+    runs when the input's size in bytes (a token is at least one byte) could overflow.
+    """
+    from llmctl.config import HuggingFaceProviderSettings
+    from llmctl.services import token_counting
+
+    resolved = provider.resolved
+    if isinstance(resolved.provider_settings, HuggingFaceProviderSettings):
+        return
+    window = provider.context_window() or token_counting.context_window(resolved)
+    if window is None:
+        return
+    messages = request.messages
+    most = sum(len(m.content.encode()) for m in messages) + _FRAMING_TOKENS_PER_MESSAGE * len(messages)
+    if most + _FRAMING_TOKENS < window:
+        return
+    counted = token_counting.count_tokens(resolved, messages)
+    if counted.source is not CountSource.ESTIMATE and counted.tokens >= window:
+        raise ContextLengthError(counted.tokens, window, model=resolved.display_name)
 
 
 class GenerationRun:
@@ -168,6 +207,7 @@ class GenerationRun:
             self._provider.prepare()
             resolved = self._provider.resolved
             check_input_size(self._request.messages, self._provider.context_window(), model=resolved.display_name)
+            check_hosted_context(self._provider, self._request)
             self._started = self._clock()
             events = self._provider.stream(self._request)
             for event in events:
