@@ -64,7 +64,10 @@ def main() -> None:
     """Entry point: run the app and turn our errors into one line and an exit code."""
     from llmctl.errors import LlmctlError
 
+    from llmctl.services import interrupts
+
     debug = os.environ.get("LLMCTL_DEBUG") == "1"
+    interrupts.install()  # SIGTERM/SIGHUP end a call like Ctrl-C: the text so far kept, the call recorded
     try:
         app(prog_name="llmctl")
     except LlmctlError as exc:
@@ -74,8 +77,8 @@ def main() -> None:
 
         output.error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        sys.exit(interrupts.exit_code(exc))
     except Exception as exc:  # a bug, not a user error: say so briefly
         if debug:
             raise

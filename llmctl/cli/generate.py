@@ -21,12 +21,12 @@ from llmctl.cli.options import (
 )
 from llmctl.domain import GenerationRequest
 from llmctl.errors import LlmctlError
+from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
     from llmctl.services.accounting import Accounting
+    from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
-
-EXIT_INTERRUPTED = 130
 
 
 def generate(
@@ -55,19 +55,13 @@ def generate(
     as raw text when piped. Usage and errors go to stderr.
     Every call is recorded in the usage ledger (`llmctl usage`); a spent [budget]
     refuses the call unless --ignore-budget is given.
-    Exit codes: 0 ok, 1 provider failure, 2 usage/config error or budget spent, 130 interrupted.
+    Exit codes: 0 ok, 1 provider failure (or stdout full), 2 usage/config error or budget spent,
+    130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (each still recorded).
     """
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import open_provider, resolve
-    from llmctl.services.accounting import record_call
-    from llmctl.services.budget import check_budget
-    from llmctl.services.generation import (
-        GenerationRun,
-        build_messages,
-        compose_prompt,
-        decode_stdin,
-        resolve_params,
-    )
+    from llmctl.services.calls import Call
+    from llmctl.services.generation import build_messages, compose_prompt, decode_stdin, resolve_params
 
     state = app_state(ctx)
     settings = state.settings()
@@ -75,46 +69,82 @@ def generate(
     text = compose_prompt(prompt, piped)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     resolved = resolve(model, settings)
-    for warning in check_budget(settings, resolved, ignore=ignore_budget):
-        output.warning(warning)
     provider = open_provider(resolved)
-    _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-    request = GenerationRequest(build_messages(text, system), params)
-
-    run = GenerationRun(provider, request)
-    failure: LlmctlError | None = None
-    interrupted = broken_pipe = False
     try:
-        _show(run, as_json=as_json, stream=not no_stream)
-    except KeyboardInterrupt:
-        interrupted = True
-        run.interrupted()
-    except BrokenPipeError:
-        run.interrupted()
-        _silence_stdout()
-        broken_pipe = True
-    except LlmctlError as exc:
-        failure = exc
+        _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
+        request = GenerationRequest(build_messages(text, system), params)
+        call = Call(
+            provider, request, settings=settings, command="generate", ignore_budget=ignore_budget, prompt_text=text
+        )
+        for warning in call.warnings:
+            output.warning(warning)
+        failure: LlmctlError | None = None
+        interrupt: KeyboardInterrupt | None = None
+        broken_pipe = False
+        try:
+            with call:
+                _show_or_fail(call, as_json=as_json, stream=not no_stream)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+        except BrokenPipeError:
+            _silence_stdout()
+            broken_pipe = True
+        except LlmctlError as exc:
+            failure = exc
     finally:
         provider.close()
 
-    result = run.result()
-    accounting = record_call(result, resolved, settings=settings, command="generate", prompt_text=text)
-    if accounting.warning:
-        output.warning(accounting.warning)
+    outcome = call.outcome
+    result, accounting = outcome.result, outcome.accounting
+    for warning in outcome.warnings:
+        output.warning(warning)
     if broken_pipe:
         raise typer.Exit(0)
-    if as_json:
-        output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
-    elif (failure or interrupted) and not output.stdout_is_terminal():
-        output.end_raw_text(result.completion.text)
+    if isinstance(failure, OutputError):
+        raise failure
+    try:
+        if as_json:
+            output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
+        elif (failure or interrupt) and not output.stdout_is_terminal():
+            output.end_raw_text(result.completion.text)
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except OSError as exc:
+        raise _output_error(exc) from None
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
         raise failure
-    if interrupted:
-        output.status("Interrupted; the text above is what was generated before Ctrl-C.")
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if interrupt is not None:
+        from llmctl.services import interrupts
+
+        output.status(f"Interrupted; the text above is what was generated before {interrupts.describe(interrupt)}.")
+        raise typer.Exit(interrupts.exit_code(interrupt))
+
+
+class OutputError(LlmctlError):
+    """Standard output refused the answer (closed, or its disk full)."""
+
+
+def _output_error(exc: OSError) -> OutputError:
+    _silence_stdout()
+    return OutputError(
+        f"Cannot write the answer to standard output: {exc.strerror or exc}.",
+        hint="Redirect it somewhere with room (> file); the call is recorded in the usage ledger.",
+    )
+
+
+def _show_or_fail(call: Call, *, as_json: bool, stream: bool) -> None:
+    """Show the answer; standard output failing (not a closed pipe) is an error of its own."""
+    try:
+        _show(call.run, as_json=as_json, stream=stream)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if call.run.status is not RunStatus.OK:
+            raise  # the provider failed, not our output
+        raise _output_error(exc) from exc
 
 
 def _warn_ignored_flags(provider: object, model: str, **flags: float | int | None) -> None:

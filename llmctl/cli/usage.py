@@ -34,7 +34,9 @@ def usage(
     until: Annotated[
         str | None, typer.Option("--until", help="Up to this time (a bare date includes that whole day).")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Only calls to this model (as listed).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only calls to this model: MODEL-ID or PROVIDER/MODEL-ID.")
+    ] = None,
     provider: Annotated[str | None, typer.Option("--provider", "-p", help="Only calls to this provider.")] = None,
     command: Annotated[
         str | None, typer.Option("--command", help="Only calls made by this command (generate, chat).")
@@ -51,8 +53,7 @@ def usage(
     Examples: `llmctl usage --since 7d --by day`, `llmctl usage --provider openai --json`,
     `llmctl usage --csv > usage.csv`.
     """
-    from llmctl.services.usage_ledger import UsageLedger
-    from llmctl.services.usage_report import ReportRequest, build_report, report_json, write_csv
+    from llmctl.services.usage_report import ReportRequest, build_report, read_records, report_json, write_csv
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together.")
@@ -60,11 +61,7 @@ def usage(
     request = ReportRequest(by=group_by, since=since, until=until, model=model, provider=provider, command=command)
     query = request.query()
     if as_csv:
-        with UsageLedger() as ledger:
-            if ledger.exists():
-                write_csv(ledger.records(query), sys.stdout)
-            else:
-                write_csv([], sys.stdout)
+        write_csv(read_records(query), sys.stdout)
         return
     report = build_report(query, group_by)
     if as_json:
@@ -80,10 +77,11 @@ def _filtered(request: ReportRequest) -> bool:
     return any((request.since, request.until, request.model, request.provider, request.command))
 
 
-def _tokens(total: int, known: int, calls: int) -> str:
-    if known == 0:
+def _tokens(total: int, known: int, unknown: int) -> str:
+    """A sum of counts; "≥" when some calls' counts are unknown, "—" when no call's is known."""
+    if known == 0 and unknown:
         return "—"
-    return ("≥" if known < calls else "") + f"{total:,}"
+    return ("≥" if unknown else "") + f"{total:,}"
 
 
 def _cost(totals: Totals) -> str:
@@ -101,11 +99,12 @@ def _print_table(report: UsageReport) -> None:
 
     table = Table(show_footer=True, header_style="bold", footer_style="bold")
     totals = report.totals
-    label = "day (UTC)" if report.by == "day" else report.by
-    table.add_column(label, footer="total")
+    label = {"day": "day (UTC)", "model": "provider/model"}.get(report.by, report.by)
+    rows = [(key, t) for key, t in sorted_groups(report)]
+    widest = max((len(key) for key, _ in rows), default=0)
+    table.add_column(label, footer="total", no_wrap=True, min_width=max(widest, len(label)))
     for name in ("calls", "input", "output", "total tokens", "cost", "failed"):
         table.add_column(name, justify="right")
-    rows = [(key, t) for key, t in sorted_groups(report)]
     for key, t in rows:
         table.add_row(key, *_cells(t))
     for column, cell in zip(table.columns[1:], _cells(totals), strict=True):
@@ -127,9 +126,9 @@ def _cells(t: Totals) -> list[str]:
     failed = t.errors + t.interrupted
     return [
         f"{t.calls:,}",
-        _tokens(t.input_tokens, t.input_calls, t.calls),
-        _tokens(t.output_tokens, t.output_calls, t.calls),
-        _tokens(t.total_tokens, t.total_calls, t.calls),
+        _tokens(t.input_tokens, t.input_calls, t.unknown_input),
+        _tokens(t.output_tokens, t.output_calls, t.unknown_output),
+        _tokens(t.total_tokens, t.total_calls, t.unknown_tokens),
         _cost(t),
         f"{failed:,}" if failed else "",
     ]
