@@ -63,7 +63,6 @@ app.command("bench")(bench.bench)
 def main() -> None:
     """Entry point: run the app and turn our errors into one line and an exit code."""
     from llmctl.errors import LlmctlError
-
     from llmctl.services import interrupts
 
     debug = os.environ.get("LLMCTL_DEBUG") == "1"

@@ -34,7 +34,9 @@ from typing import Any, Literal
 
 from llmctl.paths import data_home
 from llmctl.services.usage_rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
-from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, LedgerError, cause_of
+from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, cause_of
+from llmctl.services.usage_schema import LedgerError as LedgerError  # re-exported: callers know it from here
+
 
 LEDGER_FILE = "usage.sqlite3"
 BUSY_TIMEOUT_S = 30.0
