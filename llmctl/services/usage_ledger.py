@@ -37,7 +37,6 @@ from llmctl.services.usage_rollup import PERIODS, Period, RawRange, bucket_start
 from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, cause_of
 from llmctl.services.usage_schema import LedgerError as LedgerError  # re-exported: callers know it from here
 
-
 LEDGER_FILE = "usage.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 
