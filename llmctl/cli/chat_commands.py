@@ -18,7 +18,8 @@ from llmctl.domain import Usage
 from llmctl.errors import UsageError
 from llmctl.services.accounting import format_cost
 from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
-from llmctl.services.conversation_store import Conversation, UsageTotals, export
+from llmctl.services.conversation import Conversation, UsageTotals
+from llmctl.services.conversation_export import export
 
 BLOCK_QUOTES = '"""'
 

@@ -189,11 +189,7 @@ def _show(run: GenerationRun, *, as_json: bool, stream: bool) -> None:
 
 
 def _silence_stdout() -> None:
-    """After the reader of our pipe went away, drop further writes instead of raising."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    output.silence_stdout()
 
 
 def result_json(result: GenerationResult) -> dict[str, Any]:

@@ -120,3 +120,17 @@ def markdown(text: str) -> None:
     from rich.markdown import Markdown
 
     out().print(Markdown(text))
+
+
+def silence_stdout() -> None:
+    """After the reader of our pipe went away, drop further writes instead of raising."""
+    import io
+    import os
+
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)

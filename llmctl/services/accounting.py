@@ -57,13 +57,15 @@ def record_call(
     prompt_text: str | None = None,
     price: Price | None = None,
     ledger: UsageLedger | None = None,
+    keep_text: bool = True,
 ) -> Accounting:
     """Price ``result`` and append it to the ledger; never raises for a ledger failure.
 
     ``resolved`` is the model the call went to (for its price). ``prompt_text`` is stored
     only when ``[usage] store_text = true`` (the answer text too); never any API key.
     ``price`` skips the price lookup (a chat session can look it up once with
-    ``pricing.price_for``). ``ledger`` defaults to the one under ``$LLMCTL_HOME``; it is
+    ``pricing.price_for``). ``keep_text=False`` (a ``chat --no-save``) stores no text even
+    with ``store_text``. ``ledger`` defaults to the one under ``$LLMCTL_HOME``; it is
     closed here only when this function opened it.
     """
     cost, hint = cost_of(result, resolved, price)
@@ -73,8 +75,8 @@ def record_call(
         command=command,
         cost=cost,
         conversation_id=conversation_id,
-        prompt_text=prompt_text if settings.usage.store_text else None,
-        response_text=result.completion.text if settings.usage.store_text else None,
+        prompt_text=prompt_text if settings.usage.store_text and keep_text else None,
+        response_text=result.completion.text if settings.usage.store_text and keep_text else None,
     )
     own = ledger is None
     target = UsageLedger() if ledger is None else ledger

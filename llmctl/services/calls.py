@@ -57,6 +57,7 @@ class Call:
         price: Price | None = None,
         ledger: UsageLedger | None = None,
         record: bool = True,
+        keep_text: bool = True,
         events: Callable[[], Iterator[StreamEvent]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -68,6 +69,7 @@ class Call:
         self._price = price if price is not None else price_for(resolved)
         self._ledger = ledger
         self._record = record
+        self._keep_text = keep_text
         self.warnings: tuple[str, ...] = tuple(
             check_budget(settings, resolved, ignore=ignore_budget, price=self._price, ledger=ledger)
         )
@@ -115,6 +117,7 @@ class Call:
             prompt_text=self._prompt_text,
             price=self._price,
             ledger=self._ledger,
+            keep_text=self._keep_text,
         )
         warnings: Sequence[str] = (accounting.warning,) if accounting.warning else ()
         return CallOutcome(result, accounting, tuple(warnings))
