@@ -68,7 +68,10 @@ def main() -> None:
     debug = os.environ.get("LLMCTL_DEBUG") == "1"
     interrupts.install()  # SIGTERM/SIGHUP end a call like Ctrl-C: the text so far kept, the call recorded
     try:
-        app(prog_name="llmctl")
+        try:
+            app(prog_name="llmctl")
+        except SystemExit as exc:
+            raise SystemExit(interrupts.termination_exit_code(exc.code)) from None
     except LlmctlError as exc:
         if debug:
             raise

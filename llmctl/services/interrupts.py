@@ -35,6 +35,7 @@ class Terminated(KeyboardInterrupt):
 class _Hold:
     depth = 0
     pending: int | None = None
+    received: int | None = None  # the first SIGTERM/SIGHUP of this process
 
 
 def exit_code(interrupt: BaseException) -> int:
@@ -53,7 +54,17 @@ def _raise_for(signum: int) -> None:
     raise Terminated(signum)
 
 
+def termination_exit_code(code: int | str | None) -> int | str | None:
+    """The exit code to use instead of ``code``: typer turns every KeyboardInterrupt it catches
+    into exit 130, also the one a SIGTERM/SIGHUP raised; those get 128 + their number."""
+    if code == EXIT_INTERRUPTED and _Hold.received is not None:
+        return 128 + _Hold.received
+    return code
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
+    if signum != signal.SIGINT and _Hold.received is None:
+        _Hold.received = signum
     if _Hold.depth:
         if _Hold.pending is None:
             _Hold.pending = signum
