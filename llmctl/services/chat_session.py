@@ -293,7 +293,14 @@ class ChatSession:
         window = self.context_window()
         if window is None:
             return None, None
-        return self._count(self._conversation.messages(self._context.start)), window
+        messages = self._conversation.messages(self._context.start)
+        if not messages:
+            return 0, window  # before the first message: nothing to count (a chat template refuses [])
+        try:
+            return self._count(messages), window
+        except (LlmctlError, ValueError, TypeError):
+            # Some templates refuse a system prompt without a user message; /usage must not end the chat.
+            return None, window
 
     def context_window(self) -> int | None:
         """The model's window: the provider's (a local model's config, an alias's ``context_window``),

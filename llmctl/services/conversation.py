@@ -204,7 +204,7 @@ def _turn_from_json(value: Any, index: int, model: str) -> Turn:
         model=_typed(data, "model", str, optional=True) or model,
         status=status,
         finish_reason=_typed(data, "finish_reason", str, optional=True),
-        usage=_usage_from_json(_object(data.get("usage") or {}, "usage")),
+        usage=_usage_from_json(_object({} if data.get("usage") is None else data["usage"], "usage")),
         cost_usd=None if cost is None else float(cost),
         error=_typed(data, "error", str, optional=True),
         at=at,
@@ -217,7 +217,7 @@ def conversation_from_json(data: Any, file_id: str | None = None) -> Conversatio
     """A conversation from its JSON; ``file_id`` (the file's name) is its id, whatever the JSON says."""
     data = _object(data, "the file")
     model = _typed(data, "model", str)
-    turns = data.get("turns") or []
+    turns = [] if data.get("turns") is None else data["turns"]
     if not isinstance(turns, list):
         raise ValueError(f"'turns' should be a list, not {type(turns).__name__}")
     return Conversation(
