@@ -155,4 +155,8 @@ def _storable(text: str | None) -> str | None:
     """Text SQLite can store: a non-UTF-8 argument reaches us as lone surrogates, which it refuses."""
     if text is None:
         return None
-    return text.encode("utf-8", errors="replace").decode("utf-8")
+    try:
+        raw = text.encode("utf-8", errors="surrogateescape")  # back to the bytes the user typed
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", errors="replace")
+    return raw.decode("utf-8", errors="replace")
