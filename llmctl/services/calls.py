@@ -59,6 +59,7 @@ class Call:
         record: bool = True,
         keep_text: bool = True,
         events: Callable[[], Iterator[StreamEvent]] | None = None,
+        prepare: bool = True,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         resolved = provider.resolved
@@ -73,7 +74,7 @@ class Call:
         self.warnings: tuple[str, ...] = tuple(
             check_budget(settings, resolved, ignore=ignore_budget, price=self._price, ledger=ledger)
         )
-        self.run = GenerationRun(provider, request, clock, events=events)
+        self.run = GenerationRun(provider, request, clock, events=events, prepare=prepare)
         self._outcome: CallOutcome | None = None
 
     def __enter__(self) -> Call:

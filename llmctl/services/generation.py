@@ -113,7 +113,7 @@ class GenerationRun:
     template that raises still leaves a failed run with the text so far); Ctrl-C and the
     consumer closing the stream end it as interrupted. ``events`` replaces
     ``provider.stream(request)`` for callers that feed the provider differently (bench's
-    exact prompt ids).
+    exact prompt ids); ``prepare=False`` for a caller that loaded the model itself (and timed it).
     """
 
     def __init__(
@@ -123,8 +123,10 @@ class GenerationRun:
         clock: Callable[[], float] = time.perf_counter,
         *,
         events: Callable[[], Iterator[StreamEvent]] | None = None,
+        prepare: bool = True,
     ) -> None:
         self._provider = provider
+        self._prepare = prepare
         self._request = request
         self._clock = clock
         self._events = events
@@ -164,7 +166,8 @@ class GenerationRun:
         events: Iterator[StreamEvent] = iter(())
         try:
             # Inside the try: a model that fails to load is a failed run, not an ok one.
-            self._provider.prepare()
+            if self._prepare:
+                self._provider.prepare()
             self._started = self._clock()
             self._reached = True
             events = self._events() if self._events is not None else self._provider.stream(self._request)
