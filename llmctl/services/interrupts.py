@@ -76,6 +76,7 @@ def install() -> None:
     """Route SIGINT, SIGTERM and SIGHUP through ``_handler`` (main thread only; no-op elsewhere)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    _Hold.received = _Hold.pending = None
     for name in HANDLED:
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
