@@ -28,14 +28,15 @@ import sqlite3
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from llmctl.paths import data_home
 from llmctl.services.usage_rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
+from llmctl.services.usage_schema import COLUMNS as COLUMNS  # re-exported: callers know them from here
 from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, cause_of
-from llmctl.services.usage_schema import LedgerError as LedgerError  # re-exported: callers know it from here
+from llmctl.services.usage_schema import LedgerError as LedgerError
+from llmctl.services.usage_schema import LedgerRecord as LedgerRecord
 
 LEDGER_FILE = "usage.sqlite3"
 BUSY_TIMEOUT_S = 30.0
@@ -51,56 +52,54 @@ def ledger_path() -> Path:
     return data_home() / LEDGER_FILE
 
 
-@dataclass(frozen=True)
-class LedgerRecord:
-    """One call as the ledger keeps it. ``None`` is unknown, never 0."""
+@dataclass
+class Totals:
+    """Sums over a set of calls, with how many calls each sum covers."""
 
-    ts: float  # unix time (UTC) when the call started
-    command: str  # generate, chat, ...
-    provider: str
-    model: str
-    status: str  # ok | error | interrupted
-    token_source: str  # provider | exact | estimate | unknown
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    cached_input_tokens: int | None = None
-    cost_usd: float | None = None
-    price_input_per_mtok: float | None = None
-    price_output_per_mtok: float | None = None
-    price_source: str | None = None  # config | genai-prices | local
-    first_token_s: float | None = None
-    total_s: float | None = None
-    error: str | None = None
-    conversation_id: str | None = None
-    prompt_text: str | None = None  # only with [usage] store_text = true
-    response_text: str | None = None  # only with [usage] store_text = true
-    id: int | None = None
+    calls: int = 0
+    input_tokens: int = 0
+    input_calls: int = 0
+    output_tokens: int = 0
+    output_calls: int = 0
+    total_tokens: int = 0
+    total_calls: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_calls: int = 0
+    errors: int = 0
+    interrupted: int = 0
+    unreached: int = 0  # calls that never reached a model: no tokens used, none unknown
+
+    def add(self, values: Sequence[Any]) -> None:
+        for name, value in zip((f.name for f in fields(self)), values, strict=True):
+            setattr(self, name, getattr(self, name) + (value or 0))
 
     @property
-    def time_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.ts, tz=UTC)
+    def reached(self) -> int:
+        """Calls that reached a model (only they can have counts, known or not)."""
+        return self.calls - self.unreached
+
+    @property
+    def unknown_input(self) -> int:
+        return max(0, self.reached - self.input_calls)
+
+    @property
+    def unknown_output(self) -> int:
+        return max(0, self.reached - self.output_calls)
+
+    @property
+    def unknown_tokens(self) -> int:
+        """Calls whose total token count is unknown (so the token sums are lower bounds)."""
+        return max(0, self.reached - self.total_calls)
+
+    @property
+    def unknown_cost(self) -> int:
+        """Calls whose cost is unknown (so the cost sum is a lower bound)."""
+        return max(0, self.reached - self.cost_calls)
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name != "id")
-
-
-# The rollup's measures, in table order, and how a call contributes to each.
-_MEASURES = (
-    "calls",
-    "input_tokens",
-    "input_calls",
-    "output_tokens",
-    "output_calls",
-    "total_tokens",
-    "total_calls",
-    "cached_input_tokens",
-    "cost_usd",
-    "cost_calls",
-    "errors",
-    "interrupted",
-    "unreached",
-)
+# The rollup's measures, in table order: one per field of Totals.
+_MEASURES: tuple[str, ...] = tuple(f.name for f in fields(Totals))
 
 
 def _contribution(r: LedgerRecord) -> tuple[float, ...]:
@@ -128,52 +127,6 @@ _ROLLUP_UPSERT = (
     + ", ".join(f"{m} = {m} + excluded.{m}" for m in _MEASURES)
 )
 _INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
-
-@dataclass
-class Totals:
-    """Sums over a set of calls, with how many calls each sum covers."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    input_calls: int = 0
-    output_tokens: int = 0
-    output_calls: int = 0
-    total_tokens: int = 0
-    total_calls: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_calls: int = 0
-    errors: int = 0
-    interrupted: int = 0
-    unreached: int = 0  # calls that never reached a model: no tokens used, none unknown
-
-    def add(self, values: Sequence[Any]) -> None:
-        for name, value in zip(_MEASURES, values, strict=True):
-            setattr(self, name, getattr(self, name) + (value or 0))
-
-    @property
-    def reached(self) -> int:
-        """Calls that reached a model (only they can have counts, known or not)."""
-        return self.calls - self.unreached
-
-    @property
-    def unknown_input(self) -> int:
-        return max(0, self.reached - self.input_calls)
-
-    @property
-    def unknown_output(self) -> int:
-        return max(0, self.reached - self.output_calls)
-
-    @property
-    def unknown_tokens(self) -> int:
-        """Calls whose total token count is unknown (so the token sums are lower bounds)."""
-        return max(0, self.reached - self.total_calls)
-
-    @property
-    def unknown_cost(self) -> int:
-        """Calls whose cost is unknown (so the cost sum is a lower bound)."""
-        return max(0, self.reached - self.cost_calls)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ permissions, full disk, locked), read from SQLite's result code, so the hint fit
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 
 _V1 = """
 CREATE TABLE calls (
@@ -58,6 +60,40 @@ CREATE TABLE usage_rollup (
     PRIMARY KEY (period, bucket, command, provider, model)
 ) WITHOUT ROWID;
 """
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One call as the ledger keeps it. ``None`` is unknown, never 0."""
+
+    ts: float  # unix time (UTC) when the call started
+    command: str  # generate, chat, ...
+    provider: str
+    model: str
+    status: str  # ok | error | interrupted
+    token_source: str  # provider | exact | estimate | unknown | not_applicable (never reached a model)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cost_usd: float | None = None
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+    price_source: str | None = None  # config | genai-prices | local
+    first_token_s: float | None = None
+    total_s: float | None = None
+    error: str | None = None
+    conversation_id: str | None = None
+    prompt_text: str | None = None  # only with [usage] store_text = true
+    response_text: str | None = None  # only with [usage] store_text = true
+    id: int | None = None
+
+    @property
+    def time_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, tz=UTC)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name != "id")
 
 # Calls that never reached a model (token source "not_applicable"): their counts are not unknown.
 _V2 = "ALTER TABLE usage_rollup ADD COLUMN unreached INTEGER NOT NULL DEFAULT 0"

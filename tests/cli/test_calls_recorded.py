@@ -261,3 +261,49 @@ def test_a_call_that_never_reached_a_model_is_an_error_row_with_no_unknown_token
     assert (report["unknown_tokens_calls"], report["unknown_cost_calls"]) == (0, 0)
     table = run_llmctl("usage")
     assert "≥" not in table.stdout and "unknown token counts" not in table.stderr
+
+
+# -- damaged model folders, for real ---------------------------------------------------------------
+
+
+def _garbage_weights(folder: Path) -> None:
+    (folder / "model.safetensors").write_bytes(b"\xff" * 64)
+
+
+def _truncated_weights(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+
+
+def _raising_template(folder: Path) -> None:
+    (folder / "chat_template.jinja").write_text("{{ raise_exception('roles must alternate') }}")
+
+
+def _broken_template(folder: Path) -> None:
+    (folder / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content ")
+
+
+DAMAGED_MODELS = [
+    pytest.param(_garbage_weights, id="garbage-safetensors"),
+    pytest.param(_truncated_weights, id="truncated-safetensors"),
+    pytest.param(_raising_template, id="template-raises"),
+    pytest.param(_broken_template, id="template-syntax"),
+]
+
+
+@pytest.mark.parametrize("damage", DAMAGED_MODELS)
+def test_a_damaged_model_folder_is_one_error_line_and_an_error_row(
+    run_llmctl: Run, tiny_models: dict[str, Path], tmp_path: Path, damage: Callable[[Path], None]
+) -> None:
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(tiny_models["llama"], folder)
+    damage(folder)
+    result = run_llmctl("generate", "-m", str(folder), "Hi", "--max-tokens", "3")
+    assert result.exit_code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    (row,) = rows()
+    assert row.status == "error" and row.error
+    assert row.total_s is not None and row.total_s >= 0

@@ -254,3 +254,22 @@ def test_a_non_utf8_prompt_is_recorded_not_lost(isolated_home: Path) -> None:
     with UsageLedger() as ledger:
         (saved,) = ledger.records()
     assert saved.prompt_text == "caf\ufffd"
+
+
+def test_a_ledger_from_before_the_unreached_measure_is_read_in_place_then_upgraded(isolated_home: Path) -> None:
+    with UsageLedger() as ledger:
+        ledger.record(row())
+    conn = sqlite3.connect(isolated_home / "usage.sqlite3")  # back to schema 1, as an older llmctl left it
+    conn.execute("ALTER TABLE usage_rollup DROP COLUMN unreached")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    before = (isolated_home / "usage.sqlite3").read_bytes()
+    with UsageLedger(read_only=True) as ledger:  # read as it is: nothing written
+        totals = ledger.summarize().totals
+    assert (totals.calls, totals.unreached, totals.unknown_tokens) == (1, 0, 0)
+    assert (isolated_home / "usage.sqlite3").read_bytes() == before
+    with UsageLedger() as ledger:  # a writer upgrades it and keeps the row
+        assert ledger.schema_version() == usage_schema.SCHEMA_VERSION
+        ledger.record(row(token_source="not_applicable", status="error", input_tokens=None, total_tokens=None))
+        assert ledger.summarize().totals.unreached == 1 and ledger.count() == 2
