@@ -266,6 +266,8 @@ def _goodbye(session: ChatSession) -> str:
     conversation = session.conversation
     if not conversation.turns or not session.saves_conversations:
         return "Bye."
+    if session.last_save_failed:
+        return "Bye. The conversation could not be saved (see the warnings above)."
     return f"Saved as {conversation.id}; resume with: llmctl chat --continue (or --conversation {conversation.id})."
 
 

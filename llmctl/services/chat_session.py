@@ -170,6 +170,7 @@ class ChatSession:
         self._conversation = conversation
         self._context = ContextState()
         self.pending_warnings: list[str] = []  # from saves outside a turn (/system, /model), for the CLI
+        self.last_save_failed = False
 
     # -- what the session is ------------------------------------------------------------------
 
@@ -348,7 +349,9 @@ class ChatSession:
             return False
         try:
             self._store.save(self._conversation)
+            self.last_save_failed = False
         except LlmctlError as exc:
+            self.last_save_failed = True
             message = f"Conversation not saved: {exc.message}"
             if warnings is not None:
                 warnings.append(message)
