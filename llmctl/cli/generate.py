@@ -63,6 +63,11 @@ def generate(
     from llmctl.services.calls import Call
     from llmctl.services.generation import build_messages, compose_prompt, decode_stdin, resolve_params
 
+    if sys.stdout is None:  # started with stdout closed (`>&-`): make no call whose answer would be lost
+        raise OutputError(
+            "Standard output is closed; the answer would have nowhere to go, so no call was made.",
+            hint="Redirect it instead: > answer.txt, or > /dev/null to discard it.",
+        )
     state = app_state(ctx)
     settings = state.settings()
     piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
