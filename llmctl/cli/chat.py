@@ -17,7 +17,7 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
-from llmctl.errors import UsageError
+from llmctl.errors import OutputError, UsageError
 
 if TYPE_CHECKING:  # imported in chat(): `llmctl --help` should not pay for them
     from llmctl.services.conversation import Conversation
@@ -92,6 +92,9 @@ def chat(
         opener=lambda resolved: open_chat_provider(resolved, kv_reuse=not no_kv_cache),
         ignore_budget=ignore_budget,
     )
+    if sys.stdout is None:  # started with stdout closed (`>&-`): replies would be lost
+        session.close()
+        raise OutputError.closed()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if interactive:

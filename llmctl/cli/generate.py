@@ -20,7 +20,7 @@ from llmctl.cli.options import (
     app_state,
 )
 from llmctl.domain import GenerationRequest
-from llmctl.errors import LlmctlError
+from llmctl.errors import LlmctlError, OutputError
 from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
@@ -64,10 +64,7 @@ def generate(
     from llmctl.services.generation import build_messages, compose_prompt, decode_stdin, resolve_params
 
     if sys.stdout is None:  # started with stdout closed (`>&-`): make no call whose answer would be lost
-        raise OutputError(
-            "Standard output is closed; the answer would have nowhere to go, so no call was made.",
-            hint="Redirect it instead: > answer.txt, or > /dev/null to discard it.",
-        )
+        raise OutputError.closed()
     state = app_state(ctx)
     settings = state.settings()
     piped = None if sys.stdin is None or sys.stdin.isatty() else decode_stdin(sys.stdin.buffer.read())
@@ -126,10 +123,6 @@ def generate(
 
         output.status(f"Interrupted; the text above is what was generated before {interrupts.describe(interrupt)}.")
         raise typer.Exit(interrupts.exit_code(interrupt))
-
-
-class OutputError(LlmctlError):
-    """Standard output refused the answer (closed, or its disk full)."""
 
 
 def _output_error(exc: OSError) -> OutputError:

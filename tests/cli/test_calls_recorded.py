@@ -309,8 +309,9 @@ def test_a_damaged_model_folder_is_one_error_line_and_an_error_row(
     assert row.total_s is not None and row.total_s >= 0
 
 
-def test_generate_with_stdout_closed_makes_no_call_and_says_so(tiny_models: dict[str, Path]) -> None:
-    script = f'"{sys.executable}" -m llmctl generate -m "{tiny_models["llama"]}" Hi --max-tokens 3 >&-'
+@pytest.mark.parametrize("command", ["generate Hi", "chat"])
+def test_stdout_closed_makes_no_call_and_says_so(tiny_models: dict[str, Path], command: str) -> None:
+    script = f'echo Hi | "{sys.executable}" -m llmctl {command} -m "{tiny_models["llama"]}" --max-tokens 3 >&-'
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env(), timeout=120)
     assert done.returncode == 1
     assert "Standard output is closed" in done.stderr and "Unexpected" not in done.stderr
