@@ -83,7 +83,8 @@ def record_call(
     try:
         saved = target.record(record)
     except LedgerError as exc:
-        return Accounting(record, cost, saved=False, warning=f"Usage not recorded: {exc}.", price_hint=hint)
+        warning = f"Usage not recorded: {exc}. {exc.hint}"
+        return Accounting(record, cost, saved=False, warning=warning, price_hint=hint)
     except Exception as exc:  # recording must never fail the call it records
         warning = f"Usage not recorded: {type(exc).__name__}: {exc}."
         return Accounting(record, cost, saved=False, warning=warning, price_hint=hint)

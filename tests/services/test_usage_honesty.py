@@ -273,3 +273,14 @@ def test_a_ledger_from_before_the_unreached_measure_is_read_in_place_then_upgrad
         assert ledger.schema_version() == usage_schema.SCHEMA_VERSION
         ledger.record(row(token_source="not_applicable", status="error", input_tokens=None, total_tokens=None))
         assert ledger.summarize().totals.unreached == 1 and ledger.count() == 2
+
+
+def test_a_write_that_fails_warns_with_the_fix_for_its_cause(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    _corrupt(path)
+    resolved = ResolvedModel("openai", "openai", "gpt-4o-mini", OpenAIProviderSettings())
+    accounting = record_call(
+        result(resolved), resolved, settings=Settings(), command="generate", ledger=UsageLedger(path)
+    )
+    assert not accounting.saved and accounting.warning is not None
+    assert "Usage not recorded" in accounting.warning and "damaged" in accounting.warning
