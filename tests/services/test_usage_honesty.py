@@ -172,15 +172,38 @@ def test_usage_reads_a_ledger_that_cannot_be_written(
     assert csv.exit_code == 0 and len(csv.stdout.splitlines()) == 3
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only directory")
-def test_usage_reads_a_ledger_in_a_read_only_folder(run_llmctl: Run, recorded: Path) -> None:
-    recorded.parent.chmod(0o500)
+def test_usage_reads_a_ledger_in_a_folder_it_cannot_write() -> None:
+    """For real: as a user who may read the ledger but not write it or its folder (root reads as nobody)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="llmctl-read-only-"))
     try:
-        report = run_llmctl("usage", "--json")
+        with UsageLedger(folder / "usage.sqlite3") as ledger:
+            ledger.record_many([row(), row(model="gpt-4o")])
+        for path in folder.iterdir():
+            path.chmod(0o444)
+        folder.chmod(0o555)
+        command = [sys.executable, "-m", "llmctl", "usage", "--json"]
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("root can write anywhere, and setpriv is not here to drop that")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        env = {
+            **os.environ,
+            "LLMCTL_HOME": str(folder),
+            "LLMCTL_CONFIG": str(folder / "absent.toml"),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        }
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["totals"]["calls"] == 2
+        assert sorted(p.name for p in folder.iterdir()) == ["usage.sqlite3"]
     finally:
-        recorded.parent.chmod(0o700)
-    assert report.exit_code == 0, report.stderr
-    assert json.loads(report.stdout)["totals"]["calls"] == 2
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 def test_reading_leaves_the_ledger_file_untouched(recorded: Path) -> None:
