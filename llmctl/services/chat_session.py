@@ -21,7 +21,7 @@ from llmctl.domain import GenerationParams, GenerationRequest, Message
 from llmctl.errors import ContextLengthError, LlmctlError, UsageError
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.registry import open_provider, resolve
-from llmctl.services import token_counting
+from llmctl.services import interrupts, token_counting
 from llmctl.services.calls import Call, CallOutcome
 from llmctl.services.conversation import (
     STATUS_ERROR,
@@ -129,7 +129,8 @@ class ChatTurn:
     def finish(self, error: BaseException | None = None) -> TurnOutcome:
         """Add the turn to the history (whatever happened), save it and record its usage; once."""
         if self._finished is None:
-            self._finished = self._session._complete(self.user_text, self._call.finish(error))
+            with interrupts.held():  # a second signal must not lose the turn between the ledger and the file
+                self._finished = self._session._complete(self.user_text, self._call.finish(error))
         return self._finished
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,34 @@ def test_chats_in_parallel_processes_lose_no_turn(tmp_path: Path) -> None:
     assert len(users) == 1 + 4 * 15 and len(set(users)) == len(users)
     for name in "abcd":
         assert [u for u in users if u.startswith(name + "-")] == [f"{name}-{n}" for n in range(15)]
+
+
+@pytest.fixture
+def our_handlers() -> Iterator[None]:
+    from llmctl.services import interrupts
+
+    saved = {name: signal.getsignal(getattr(signal, name)) for name in interrupts.HANDLED}
+    interrupts.install()
+    yield
+    for name, handler in saved.items():
+        signal.signal(getattr(signal, name), handler)
+
+
+@pytest.mark.usefixtures("our_handlers")
+def test_a_signal_while_the_turn_is_saved_waits_until_it_is_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmctl.services.interrupts import Terminated
+
+    store = ConversationStore(tmp_path)
+    session, _ = _session(["the reply"], store=store)
+    real_save = store.save
+
+    def save_while_signalled(conversation: Conversation) -> Path:
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal closes mid-save
+        return real_save(conversation)
+
+    monkeypatch.setattr(store, "save", save_while_signalled)
+    with pytest.raises(Terminated):
+        _say(session, "hello")
+    assert [t.reply for t in store.load(session.conversation.id).turns] == ["the reply"]
