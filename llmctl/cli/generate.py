@@ -24,13 +24,13 @@ from llmctl.cli.options import (
 )
 from llmctl.cli.render import first_code_block, max_tokens_notice, stream_markdown, write_raw_stream
 from llmctl.domain import FinishReason, GenerationRequest, plural
-from llmctl.errors import LlmctlError, UsageError
+from llmctl.errors import LlmctlError, OutputError, UsageError
+from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
     from llmctl.services.accounting import Accounting
+    from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
-
-EXIT_INTERRUPTED = 130
 
 
 def generate(
@@ -69,21 +69,17 @@ def generate(
     as raw text when piped (--markdown / --raw force either). Usage and errors go to stderr.
     Every call is recorded in the usage ledger (`llmctl usage`); a spent [budget]
     refuses the call unless --ignore-budget is given.
-    Exit codes: 0 ok, 1 provider failure, 2 usage/config error or budget spent, 130 interrupted.
+    Exit codes: 0 ok, 1 provider failure (or stdout full), 2 usage/config error or budget spent,
+    130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (each still recorded).
     """
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import open_provider, resolve
-    from llmctl.services.accounting import record_call
     from llmctl.services.attachments import read_attachment, with_attachments
-    from llmctl.services.budget import check_budget
-    from llmctl.services.generation import (
-        GenerationRun,
-        build_messages,
-        compose_prompt,
-        read_stdin,
-        resolve_params,
-    )
+    from llmctl.services.calls import Call
+    from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
 
+    if sys.stdout is None:  # started with stdout closed (`>&-`): make no call whose answer would be lost
+        raise OutputError.closed()
     state = app_state(ctx)
     settings = state.settings()
     if extract and as_json:
@@ -94,46 +90,78 @@ def generate(
     text = with_attachments(compose_prompt(prompt, piped) if has_prompt or not attachments else "", attachments)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     resolved = resolve(model, settings)
-    for warning in check_budget(settings, resolved, ignore=ignore_budget):
-        output.warning(warning)
     provider = open_provider(resolved)
-    _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-    request = GenerationRequest(build_messages(text, system), params, stream=not no_stream)
-
-    run = GenerationRun(provider, request)
-    failure: LlmctlError | None = None
-    interrupted = broken_pipe = False
     try:
-        _show(run, as_json=as_json, stream=not no_stream, markdown=markdown, extract=extract)
-    except KeyboardInterrupt:
-        interrupted = True
-        run.interrupted()
-    except BrokenPipeError:
-        run.interrupted()
-        _silence_stdout()
-        broken_pipe = True
-    except LlmctlError as exc:
-        failure = exc
+        _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
+        request = GenerationRequest(build_messages(text, system), params, stream=not no_stream)
+        call = Call(
+            provider, request, settings=settings, command="generate", ignore_budget=ignore_budget, prompt_text=text
+        )
+        for warning in call.warnings:
+            output.warning(warning)
+        failure: LlmctlError | None = None
+        interrupt: KeyboardInterrupt | None = None
+        broken_pipe = False
+        try:
+            with call:
+                _show_or_fail(call, as_json=as_json, stream=not no_stream, markdown=markdown, extract=extract)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+        except BrokenPipeError:
+            _silence_stdout()
+            broken_pipe = True
+        except LlmctlError as exc:
+            failure = exc
     finally:
         provider.close()
 
-    result = run.result()
-    accounting = record_call(result, resolved, settings=settings, command="generate", prompt_text=text)
-    if accounting.warning:
-        output.warning(accounting.warning)
+    outcome = call.outcome
+    result, accounting = outcome.result, outcome.accounting
+    for warning in outcome.warnings:
+        output.warning(warning)
     if broken_pipe:
         raise typer.Exit(0)
-    if as_json:
-        output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
+    if isinstance(failure, OutputError):
+        raise failure
+    try:
+        if as_json:
+            output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except OSError as exc:
+        raise _output_error(exc) from None
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
         raise failure
     if result.completion.finish_reason is FinishReason.LENGTH:
         output.status(max_tokens_notice(params.max_tokens))
-    if interrupted:
-        output.status(interrupt_notice(run, resolved.display_name))
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if interrupt is not None:
+        from llmctl.services import interrupts
+
+        output.status(interrupt_notice(call.run, resolved.display_name, interrupts.describe(interrupt)))
+        raise typer.Exit(interrupts.exit_code(interrupt))
+
+
+def _output_error(exc: OSError) -> OutputError:
+    _silence_stdout()
+    return OutputError(
+        f"Cannot write the answer to standard output: {exc.strerror or exc}.",
+        hint="Redirect it somewhere with room (> file); the call is recorded in the usage ledger.",
+    )
+
+
+def _show_or_fail(call: Call, *, as_json: bool, stream: bool, markdown: bool | None, extract: bool) -> None:
+    """Show the answer; standard output failing (not a closed pipe) is an error of its own."""
+    try:
+        _show(call.run, as_json=as_json, stream=stream, markdown=markdown, extract=extract)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if call.run.status is not RunStatus.OK:
+            raise  # the provider failed, not our output
+        raise _output_error(exc) from exc
 
 
 def _warn_ignored_flags(provider: object, model: str, **flags: float | int | None) -> None:
@@ -192,23 +220,20 @@ def _all_at_once(pieces: Iterator[str]) -> Iterator[str]:
             yield text
 
 
-def interrupt_notice(run: GenerationRun, model: str) -> str:
-    """What Ctrl-C stopped: the load, or the answer after N tokens."""
+def interrupt_notice(run: GenerationRun, model: str, how: str = "Ctrl-C") -> str:
+    """What the interrupt (``how``: Ctrl-C, SIGTERM, SIGHUP) stopped: the load, or the answer after N tokens."""
     if not run.prepared:
-        return f"Cancelled while loading {model}; nothing was generated."
+        return f"Cancelled by {how} while loading {model}; nothing was generated."
     completion = run.result().completion
     tokens = completion.usage.output_tokens
     if tokens is None:
-        return f"Interrupted; {plural(len(completion.text), 'character')} arrived before Ctrl-C (token count unknown)."
-    return f"Interrupted after {plural(tokens, 'token')}; the text above is all that arrived."
+        arrived = plural(len(completion.text), "character")
+        return f"Interrupted by {how}; {arrived} arrived before it (token count unknown)."
+    return f"Interrupted by {how} after {plural(tokens, 'token')}; the text above is all that arrived."
 
 
 def _silence_stdout() -> None:
-    """After the reader of our pipe went away, drop further writes instead of raising."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    output.silence_stdout()
 
 
 def result_json(result: GenerationResult) -> dict[str, Any]:

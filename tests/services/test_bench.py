@@ -35,7 +35,7 @@ from llmctl.services.bench import (
     summarize,
     with_load_overrides,
 )
-from llmctl.services.bench_hosted import hosted_prompt
+from llmctl.services.bench_measure import hosted_prompt
 from tests.tiny_models import build_tiny_model
 
 
