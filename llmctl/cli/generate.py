@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from llmctl.services.accounting import Accounting
     from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
+    from llmctl.services.structured import SchemaMismatch
 
 
 def generate(
@@ -58,6 +60,15 @@ def generate(
     extract: Annotated[
         bool, typer.Option("--extract", "-x", help="Print only the first fenced code block of the answer.")
     ] = False,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            metavar="SCHEMA",
+            help="Answer in JSON valid for this JSON schema: a .json file, or inline "
+            '(\'{"name": "str", "age": "int"}\').',
+        ),
+    ] = None,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -77,13 +88,18 @@ def generate(
     from llmctl.services.attachments import read_attachment, with_attachments
     from llmctl.services.calls import Call
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
+    from llmctl.services.structured import load_schema
 
     if sys.stdout is None:  # started with stdout closed (`>&-`): make no call whose answer would be lost
         raise OutputError.closed()
     state = app_state(ctx)
     settings = state.settings()
-    if extract and as_json:
-        raise UsageError("Use either --extract or --json, not both.", hint="--json has the whole answer in text.")
+    if extract and (as_json or schema):
+        raise UsageError("--extract goes with neither --json nor --schema.", hint="--json has the whole answer.")
+    response_schema = load_schema(schema) if schema is not None else None
+    display = Display(
+        as_json=as_json, stream=not no_stream, markdown=markdown, extract=extract, hold=response_schema is not None
+    )
     piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
     attachments = [read_attachment(name) for name in files or []]
     has_prompt = bool((prompt or "").strip() or (piped or "").strip())
@@ -93,7 +109,9 @@ def generate(
     provider = open_provider(resolved)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-        request = GenerationRequest(build_messages(text, system), params, stream=not no_stream)
+        request = GenerationRequest(
+            build_messages(text, system), params, stream=not no_stream, response_schema=response_schema
+        )
         call = Call(
             provider, request, settings=settings, command="generate", ignore_budget=ignore_budget, prompt_text=text
         )
@@ -104,7 +122,7 @@ def generate(
         broken_pipe = False
         try:
             with call:
-                _show_or_fail(call, as_json=as_json, stream=not no_stream, markdown=markdown, extract=extract)
+                _show_or_fail(call, display)
         except KeyboardInterrupt as exc:
             interrupt = exc
         except BrokenPipeError:
@@ -123,7 +141,10 @@ def generate(
         raise typer.Exit(0)
     if isinstance(failure, OutputError):
         raise failure
+    mismatch: SchemaMismatch | None = None
     try:
+        if response_schema is not None and failure is None and interrupt is None:
+            mismatch = _show_structured(result.completion.text, response_schema, as_json=as_json)
         if as_json:
             output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
     except BrokenPipeError:
@@ -135,6 +156,8 @@ def generate(
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
         raise failure
+    if mismatch is not None:
+        raise mismatch
     if result.completion.finish_reason is FinishReason.LENGTH:
         output.status(max_tokens_notice(params.max_tokens))
     if interrupt is not None:
@@ -152,10 +175,25 @@ def _output_error(exc: OSError) -> OutputError:
     )
 
 
-def _show_or_fail(call: Call, *, as_json: bool, stream: bool, markdown: bool | None, extract: bool) -> None:
+def _show_structured(text: str, schema: Mapping[str, Any], *, as_json: bool) -> SchemaMismatch | None:
+    """A schema's answer: printed once it validates; on stderr, with the mismatch to raise, when it does not."""
+    from llmctl.services.structured import SchemaMismatch, check_answer
+
+    try:
+        check_answer(text, schema)
+    except SchemaMismatch as exc:
+        if not as_json:
+            write_raw_stream(iter([text]), sys.stderr)
+        return exc
+    if not as_json:
+        write_raw_stream(iter([text]))
+    return None
+
+
+def _show_or_fail(call: Call, display: Display) -> None:
     """Show the answer; standard output failing (not a closed pipe) is an error of its own."""
     try:
-        _show(call.run, as_json=as_json, stream=stream, markdown=markdown, extract=extract)
+        _show(call.run, display)
     except BrokenPipeError:
         raise
     except OSError as exc:
@@ -182,28 +220,39 @@ def _cost_text(accounting: Accounting) -> str:
     return "cost unknown (token counts unknown)"
 
 
-def _show(run: GenerationRun, *, as_json: bool, stream: bool, markdown: bool | None, extract: bool = False) -> None:
+@dataclass(frozen=True)
+class Display:
+    """How the answer is shown while it arrives."""
+
+    as_json: bool = False
+    stream: bool = True
+    markdown: bool | None = None  # None: Markdown on a terminal, raw text when piped
+    extract: bool = False  # only the first fenced code block
+    hold: bool = False  # nothing until the answer is complete (--schema: shown once it validates)
+
+
+def _show(run: GenerationRun, display: Display) -> None:
     # Closed however rendering ends: a write that fails (stdout full or closed) stops the
     # model's generation thread now, not at interpreter exit, where a daemon thread inside
     # torch aborts the process.
     with closing(run.deltas()) as pieces:
-        _render(pieces, as_json=as_json, stream=stream, markdown=markdown, extract=extract)
+        _render(pieces, display)
 
 
-def _render(pieces: Iterator[str], *, as_json: bool, stream: bool, markdown: bool | None, extract: bool) -> None:
-    if as_json:
+def _render(pieces: Iterator[str], display: Display) -> None:
+    if display.as_json or display.hold:
         for _ in pieces:
             pass
         return
-    if extract:
+    if display.extract:
         answer = "".join(pieces)
         block = first_code_block(answer)
         if block is None:
             output.warning("The answer has no fenced code block; printing all of it.")
         write_raw_stream(iter([answer if block is None else block]))
         return
-    pieces = pieces if stream else _all_at_once(pieces)
-    if output.stdout_is_terminal() if markdown is None else markdown:
+    pieces = pieces if display.stream else _all_at_once(pieces)
+    if output.stdout_is_terminal() if display.markdown is None else display.markdown:
         stream_markdown(pieces, output.out(), live=output.stdout_is_terminal())
     else:
         write_raw_stream(pieces)

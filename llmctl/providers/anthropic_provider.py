@@ -149,6 +149,8 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
         }
         if system:
             body["system"] = system
+        if request.response_schema is not None:
+            body["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.response_schema)}}
         return body
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:

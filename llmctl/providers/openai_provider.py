@@ -7,7 +7,7 @@ unknown (None), never 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,6 +137,13 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
             value = getattr(params, name)
             if value is not None and name not in self._refused:
                 body[name] = value
+        if request.response_schema is not None:
+            schema = dict(request.response_schema)
+            body["response_format"] = {
+                "type": "json_schema",
+                # strict (a guarantee) where OpenAI takes the schema as strict; best effort otherwise.
+                "json_schema": {"name": "answer", "schema": schema, "strict": strict_compatible(schema)},
+            }
         return body
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
@@ -290,3 +297,17 @@ def list_remote_models(provider_name: str, settings: OpenAIProviderSettings) -> 
             )
         )
     return sorted(out, key=lambda m: m.id)
+
+
+def strict_compatible(schema: Mapping[str, Any]) -> bool:
+    """Whether OpenAI's strict structured outputs accept ``schema``: every object closed, every key required."""
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(properties):
+            return False
+        if not all(isinstance(p, Mapping) and strict_compatible(p) for p in properties.values()):
+            return False
+    items = schema.get("items")
+    if isinstance(items, Mapping) and not strict_compatible(items):
+        return False
+    return all(strict_compatible(s) for key in ("anyOf", "allOf") for s in schema.get(key, []))

@@ -29,7 +29,7 @@ def load_schema(spec: str) -> dict[str, Any]:
     """The JSON schema ``spec`` names: a path to a .json file, or the schema (or short form) inline."""
     text = spec
     source = "--schema"
-    if not spec.lstrip().startswith("{"):
+    if not spec.lstrip().startswith(("{", "[")):
         path = Path(spec).expanduser()
         try:
             text = path.read_text(encoding="utf-8")
