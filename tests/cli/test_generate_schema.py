@@ -1,4 +1,4 @@
-"""``generate --schema``: JSON valid for a schema, through each vendor's structured output and local constrained decoding."""
+"""``generate --schema``: JSON valid for a schema, via vendor structured output and local constrained decoding."""
 
 from __future__ import annotations
 
