@@ -170,7 +170,7 @@ class ModelSettings(_Strict):
 class UsageSettings(_Strict):
     """The usage ledger."""
 
-    store_text: bool = False  # keep prompt and answer text in the ledger
+    store_text: bool = True  # keep prompt and answer text in the ledger (`llmctl logs`); `llmctl logs off`
 
 
 class ProviderBudget(_Strict):

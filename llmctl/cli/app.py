@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import bench, chat, completion, config, generate, models, tokens, usage
+from llmctl.cli import bench, chat, completion, config, generate, logs, models, tokens, usage
 from llmctl.cli.options import AppState
 from llmctl.cli.stdio import (
     GuardedStdout,
@@ -65,6 +65,7 @@ app.command("chat")(chat.chat)
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
 app.command("usage")(usage.usage)
+app.add_typer(logs.app, name="logs")
 app.add_typer(tokens.app, name="tokens")
 app.command("bench")(bench.bench)
 app.command("completion")(completion.completion)

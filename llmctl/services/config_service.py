@@ -29,10 +29,16 @@ STARTER_CONFIG = """\
 # local folder. "demo" is the tiny offline model shipped with llmctl.
 default_model = "demo"
 
-[defaults]            # generation defaults; flags override them
-temperature = 0.7
-top_p = 0.9
-max_tokens = 512
+[defaults]            # generation defaults; flags override them. Only what is set here is
+                      # sent to hosted APIs; local models use the values shown when unset.
+# temperature = 0.7
+# top_p = 0.9
+# max_tokens = 512
+
+[usage]
+# Prompts and answers are kept in the usage ledger, for `llmctl logs`. They stay on this
+# machine; `llmctl logs off` (or false here) keeps only token counts and costs.
+store_text = true
 
 # [providers.hf]      # local models (transformers)
 # device_map = "auto"

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from llmctl.paths import data_home
 from llmctl.services.usage_rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
 from llmctl.services.usage_schema import COLUMNS as COLUMNS  # re-exported: callers know them from here
-from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, cause_of
+from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, cause_of, statements
 from llmctl.services.usage_schema import LedgerError as LedgerError
 from llmctl.services.usage_schema import LedgerRecord as LedgerRecord
 
@@ -237,9 +237,8 @@ class UsageLedger:
             # Another process may have migrated while we waited for the write lock.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements(MIGRATIONS[number]):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -382,6 +381,13 @@ class UsageLedger:
         try:
             for row in conn.execute(sql, params):
                 yield LedgerRecord(id=row[0], **dict(zip(COLUMNS, row[1:], strict=True)))
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only ``sql`` (for readers such as ``llmctl logs``); failures are LedgerError."""
+        try:
+            return list(self._connect().execute(sql, params))
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
 

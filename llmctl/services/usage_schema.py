@@ -98,8 +98,23 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name 
 # Calls that never reached a model (token source "not_applicable"): their counts are not unknown.
 _V2 = "ALTER TABLE usage_rollup ADD COLUMN unreached INTEGER NOT NULL DEFAULT 0"
 
+# Full-text search over the stored prompts and answers (`llmctl logs -q`): an FTS5 index kept
+# in step with the calls table by triggers, filled with what is already stored.
+_V3 = """
+CREATE VIRTUAL TABLE calls_text USING fts5(prompt_text, response_text, content='calls', content_rowid='id');
+INSERT INTO calls_text (rowid, prompt_text, response_text)
+    SELECT id, prompt_text, response_text FROM calls WHERE prompt_text IS NOT NULL OR response_text IS NOT NULL;
+CREATE TRIGGER calls_text_insert AFTER INSERT ON calls BEGIN
+    INSERT INTO calls_text (rowid, prompt_text, response_text) VALUES (new.id, new.prompt_text, new.response_text);
+END;
+CREATE TRIGGER calls_text_delete AFTER DELETE ON calls BEGIN
+    INSERT INTO calls_text (calls_text, rowid, prompt_text, response_text)
+    VALUES ('delete', old.id, old.prompt_text, old.response_text);
+END;
+"""
+
 # MIGRATIONS[n] upgrades a ledger at user_version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -154,3 +169,17 @@ def cause_of(exc: BaseException) -> str:
     if "disk is full" in text or "disk full" in text:
         return "full"
     return "unknown"
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script``; a trigger's body (``;`` inside BEGIN ... END) stays whole."""
+    import sqlite3
+
+    found, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip())
+            pending = ""
+    return found

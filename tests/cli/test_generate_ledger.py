@@ -101,7 +101,7 @@ def test_a_local_generate_is_recorded_exactly(run_llmctl: Run, tiny_models: dict
     assert (row.cost_usd, row.price_source) == (0.0, "local")
     assert answer["cost_usd"] == 0.0
     assert row.total_s is not None and row.first_token_s is not None and row.total_s >= row.first_token_s
-    assert row.prompt_text is None and row.error is None
+    assert row.prompt_text == "Hello" and row.error is None  # text is kept by default, for `llmctl logs`
 
 
 def test_usage_line_shows_the_cost(run_llmctl: Run, scripted: type[ScriptedProvider]) -> None:

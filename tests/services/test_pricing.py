@@ -128,7 +128,8 @@ def result(usage: Usage = USAGE, status: RunStatus = RunStatus.OK, text: str = "
 
 def test_record_call_writes_the_cost_and_the_price_it_used() -> None:
     resolved = resolve("openai/gpt-4o-mini", Settings())
-    accounting = record_call(result(), resolved, settings=Settings(), command="generate", prompt_text="secret prompt")
+    off = settings(usage={"store_text": False})
+    accounting = record_call(result(), resolved, settings=off, command="generate", prompt_text="secret prompt")
     assert accounting.saved and accounting.warning is None
     with UsageLedger() as ledger:
         (row,) = ledger.records()
