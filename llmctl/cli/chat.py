@@ -77,7 +77,7 @@ def chat(
         raise UsageError("--json goes with --list.", hint="llmctl chat --list --json")
     if resume_last and conversation_id:
         raise UsageError("Use either --continue or --conversation ID, not both.")
-    conversation = _conversation_to_resume(store, resume_last=resume_last, conversation_id=conversation_id)
+    conversation = conversation_to_resume(store, resume_last=resume_last, conversation_id=conversation_id)
 
     from llmctl.cli.chat_repl import run_interactive, run_piped
     from llmctl.services.chat_session import ChatSession, open_chat_provider
@@ -119,9 +119,10 @@ def chat(
         session.close()
 
 
-def _conversation_to_resume(
+def conversation_to_resume(
     store: ConversationStore, *, resume_last: bool, conversation_id: str | None
 ) -> Conversation | None:
+    """The conversation --continue (the newest readable) or --conversation ID names; None for neither."""
     if conversation_id:
         return store.load(conversation_id)
     if not resume_last:

@@ -60,6 +60,15 @@ def generate(
     extract: Annotated[
         bool, typer.Option("--extract", "-x", help="Print only the first fenced code block of the answer.")
     ] = False,
+    resume_last: Annotated[
+        bool, typer.Option("--continue", "-c", help="Continue the conversation used last (chat's or generate's).")
+    ] = False,
+    conversation_id: Annotated[
+        str | None, typer.Option("--conversation", metavar="ID", help="Continue this saved conversation.")
+    ] = None,
+    no_save: Annotated[
+        bool, typer.Option("--no-save", help="Keep this call out of the conversation store (-c cannot follow it).")
+    ] = False,
     schema: Annotated[
         str | None,
         typer.Option(
@@ -87,6 +96,7 @@ def generate(
     from llmctl.providers.registry import open_provider, resolve
     from llmctl.services.attachments import read_attachment, with_attachments
     from llmctl.services.calls import Call
+    from llmctl.services.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
     from llmctl.services.structured import load_schema
 
@@ -94,6 +104,8 @@ def generate(
         raise OutputError.closed()
     state = app_state(ctx)
     settings = state.settings()
+    if resume_last and conversation_id:
+        raise UsageError("Use either --continue or --conversation ID, not both.")
     if extract and (as_json or schema):
         raise UsageError("--extract goes with neither --json nor --schema.", hint="--json has the whole answer.")
     response_schema = load_schema(schema) if schema is not None else None
@@ -105,6 +117,24 @@ def generate(
     has_prompt = bool((prompt or "").strip() or (piped or "").strip())
     text = with_attachments(compose_prompt(prompt, piped) if has_prompt or not attachments else "", attachments)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    if resume_last or conversation_id:
+        if response_schema is not None:
+            raise UsageError("--schema does not go with --continue/--conversation yet.")
+        from llmctl.cli.follow_up import continue_conversation
+
+        continue_conversation(
+            settings,
+            text=text,
+            model=model,
+            system=system,
+            params=params,
+            resume_last=resume_last,
+            conversation_id=conversation_id,
+            ignore_budget=ignore_budget,
+            display=display,
+            show_usage=show_usage,
+        )
+        return
     resolved = resolve(model, settings)
     provider = open_provider(resolved)
     try:
@@ -112,8 +142,16 @@ def generate(
         request = GenerationRequest(
             build_messages(text, system), params, stream=not no_stream, response_schema=response_schema
         )
+        one_shot_id = None if no_save else new_conversation_id()
         call = Call(
-            provider, request, settings=settings, command="generate", ignore_budget=ignore_budget, prompt_text=text
+            provider,
+            request,
+            settings=settings,
+            command="generate",
+            ignore_budget=ignore_budget,
+            prompt_text=text,
+            conversation_id=one_shot_id,
+            keep_text=not no_save,
         )
         for warning in call.warnings:
             output.warning(warning)
@@ -135,7 +173,16 @@ def generate(
 
     outcome = call.outcome
     result, accounting = outcome.result, outcome.accounting
-    for warning in outcome.warnings:
+    warnings = list(outcome.warnings)
+    if one_shot_id is not None and result.reached_model:
+        from llmctl.services.chat_session import save_one_shot
+        from llmctl.services.conversation_store import ConversationStore
+
+        refused = save_one_shot(
+            ConversationStore(), one_shot_id, resolved, system=system, user_text=text, call=outcome
+        )
+        warnings += [refused] if refused else []
+    for warning in warnings:
         output.warning(warning)
     if broken_pipe:
         raise typer.Exit(0)
@@ -236,10 +283,11 @@ def _show(run: GenerationRun, display: Display) -> None:
     # model's generation thread now, not at interpreter exit, where a daemon thread inside
     # torch aborts the process.
     with closing(run.deltas()) as pieces:
-        _render(pieces, display)
+        render_answer(pieces, display)
 
 
-def _render(pieces: Iterator[str], display: Display) -> None:
+def render_answer(pieces: Iterator[str], display: Display) -> None:
+    """Show an answer as it arrives, as ``display`` says."""
     if display.as_json or display.hold:
         for _ in pieces:
             pass

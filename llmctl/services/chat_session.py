@@ -105,6 +105,44 @@ class ContextState:
     pending_notice: int | None = field(default=None)
 
 
+def turn_of(user_text: str, resolved: ResolvedModel, call: CallOutcome) -> Turn:
+    """The conversation turn a finished call makes (whatever ended it)."""
+    result = call.result
+    status = {RunStatus.OK: STATUS_OK, RunStatus.INTERRUPTED: STATUS_INTERRUPTED, RunStatus.ERROR: STATUS_ERROR}
+    return Turn(
+        user=user_text,
+        reply=result.completion.text,
+        model=model_reference(resolved),
+        status=status[result.status],
+        finish_reason=result.completion.finish_reason.value,
+        usage=result.completion.usage,
+        cost_usd=call.cost_usd,
+        error=None if result.error is None else result.error.message,
+    )
+
+
+def save_one_shot(
+    store: ConversationStore,
+    conversation_id: str,
+    resolved: ResolvedModel,
+    *,
+    system: str | None,
+    user_text: str,
+    call: CallOutcome,
+) -> str | None:
+    """Keep a ``generate`` call as a one-turn conversation, so ``generate -c`` can go on from it.
+
+    Returns a warning when the store refuses it (the answer was shown; nothing else is lost).
+    """
+    conversation = Conversation(id=conversation_id, model=model_reference(resolved), system=system)
+    conversation.turns.append(turn_of(user_text, resolved, call))
+    try:
+        store.save(conversation)
+    except LlmctlError as exc:
+        return f"Conversation not saved: {exc.message}"
+    return None
+
+
 class ChatTurn:
     """A turn in flight: iterate ``deltas()``, then ``finish(error)`` with whatever ended the reading.
 
@@ -150,8 +188,10 @@ class ChatSession:
         opener: ProviderOpener = open_chat_provider,
         record_usage: bool = True,
         ignore_budget: bool = False,
+        command: str = "chat",  # the ledger's name for the command making the calls (`generate -c`: generate)
     ) -> None:
         self._settings = settings
+        self._command = command
         self._params = params
         self._store = store
         self._opener = opener
@@ -231,7 +271,7 @@ class ChatSession:
             self._provider,
             GenerationRequest(fit.messages, self._params),
             settings=self._settings,
-            command="chat",
+            command=self._command,
             ignore_budget=self._ignore_budget,
             conversation_id=self._conversation.id,
             prompt_text=text,
@@ -326,22 +366,7 @@ class ChatSession:
 
     def _complete(self, user_text: str, call: CallOutcome) -> TurnOutcome:
         result = call.result
-        status = {
-            RunStatus.OK: STATUS_OK,
-            RunStatus.INTERRUPTED: STATUS_INTERRUPTED,
-            RunStatus.ERROR: STATUS_ERROR,
-        }[result.status]
-        completion = result.completion
-        turn = Turn(
-            user=user_text,
-            reply=completion.text,
-            model=model_reference(self._provider.resolved),
-            status=status,
-            finish_reason=completion.finish_reason.value,
-            usage=completion.usage,
-            cost_usd=call.cost_usd,
-            error=None if result.error is None else result.error.message,
-        )
+        turn = turn_of(user_text, self._provider.resolved, call)
         self._conversation.turns.append(turn)
         warnings = list(call.warnings)
         saved = self._save(warnings)
