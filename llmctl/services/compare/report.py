@@ -1,0 +1,440 @@
+"""What a comparison found, per model and per case, and the same as JSON, CSV and Markdown.
+
+Figures per model, over its calls: the median time to first token and whole call (with min and max
+when there were several runs), output tokens per second (output tokens / whole call, as the user
+waits for it), token totals with their source, cost of the calls (unknown when any call's cost is
+unknown: never shown as $0), per call and per 1,000 such calls, and the pass rate (calls whose every
+check passed / calls planned with checks; a call not made counts as failed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmctl.services.compare.memory import MemoryFit
+from llmctl.services.compare.run import Call, Comparison, ModelEntry
+from llmctl.services.usage_report import format_cost
+
+PER_THOUSAND = 1000
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    min: float
+    max: float
+    count: int
+
+    def to_json(self, digits: int = 4) -> dict[str, float | int]:
+        return {
+            "median": round(self.median, digits),
+            "min": round(self.min, digits),
+            "max": round(self.max, digits),
+            "count": self.count,
+        }
+
+
+def spread(values: Iterable[float | None]) -> Spread | None:
+    known = [value for value in values if value is not None]
+    if not known:
+        return None
+    return Spread(statistics.median(known), min(known), max(known), len(known))
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    provider: str | None
+    local: bool
+    calls: int
+    ok_calls: int
+    planned_calls: int
+    error: str | None  # the model's error (it could not run), or the first failed call's
+    first_token_s: Spread | None
+    total_s: Spread | None
+    output_tokens_per_s: Spread | None
+    input_tokens: int | None
+    output_tokens: int | None
+    token_source: str | None  # "provider", "exact", "estimate", or "a+b" when calls differ
+    cost_usd: float | None
+    cost_per_call_usd: float | None
+    passed: int
+    checked: int  # calls planned with checks
+    memory: MemoryFit | None
+    fastest: bool = False
+    cheapest: bool = False
+
+    @property
+    def pass_rate(self) -> float | None:
+        return None if self.checked == 0 else self.passed / self.checked
+
+    @property
+    def cost_per_thousand_usd(self) -> float | None:
+        return None if self.cost_per_call_usd is None else self.cost_per_call_usd * PER_THOUSAND
+
+    @property
+    def status(self) -> str:
+        if self.ok_calls == self.planned_calls:
+            return "ok"
+        if self.ok_calls == 0:
+            return f"error: {self.error}" if self.error else "not run"
+        return f"{self.ok_calls}/{self.planned_calls} ok: {self.error}" if self.error else f"{self.ok_calls} ok"
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    name: str
+    checks: tuple[str, ...]
+    passed: int
+    checked: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return None if self.checked == 0 else self.passed / self.checked
+
+
+@dataclass(frozen=True)
+class Report:
+    comparison: Comparison
+    models: list[ModelSummary]
+    cases: list[CaseSummary]
+
+    @property
+    def has_checks(self) -> bool:
+        return any(case.checked for case in self.cases)
+
+    def below(self, rate: float) -> list[ModelSummary]:
+        """The models whose pass rate is under ``rate`` (a model with checks and no rate counts as 0)."""
+        return [m for m in self.models if m.checked and (m.pass_rate or 0.0) < rate]
+
+
+def summarize(comparison: Comparison) -> Report:
+    planned = len(comparison.cases) * comparison.runs
+    checked_cases = [case for case in comparison.cases if not case.checks.empty]
+    models = [_model_summary(entry, planned, len(checked_cases) * comparison.runs) for entry in comparison.models]
+    models = _mark_best(models)
+    cases = []
+    for case in comparison.cases:
+        calls = [call for entry in comparison.models for call in entry.calls if call.case == case.name]
+        checked = 0 if case.checks.empty else len(comparison.models) * comparison.runs
+        passed = sum(call.passed for call in calls) if checked else 0
+        cases.append(CaseSummary(case.name, tuple(case.checks.describe()), passed, checked))
+    return Report(comparison, models, cases)
+
+
+def _model_summary(entry: ModelEntry, planned: int, checked: int) -> ModelSummary:
+    calls = entry.calls
+    ok = [call for call in calls if call.ok]
+    usages = [call.outcome.result.completion.usage for call in calls if call.outcome.result is not None]
+    first_error = next((call.outcome.error for call in calls if call.outcome.error), None)
+    costs = [call.outcome.cost_usd for call in calls]
+    cost = None if not calls or any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    sources = sorted({usage.source.value for usage in usages})
+    return ModelSummary(
+        name=entry.name,
+        provider=entry.provider,
+        local=entry.local,
+        calls=len(calls),
+        ok_calls=len(ok),
+        planned_calls=planned,
+        error=entry.error or first_error,
+        first_token_s=spread(_timing(call, "first_token_s") for call in ok),
+        total_s=spread(_timing(call, "total_s") for call in ok),
+        output_tokens_per_s=spread(_rate(call) for call in ok),
+        input_tokens=_total(usage.input_tokens for usage in usages),
+        output_tokens=_total(usage.output_tokens for usage in usages),
+        token_source="+".join(sources) if sources else None,
+        cost_usd=cost,
+        cost_per_call_usd=None if cost is None else cost / len(calls),
+        passed=sum(call.passed for call in calls if call.checks),
+        checked=checked,
+        memory=entry.memory,
+    )
+
+
+def _timing(call: Call, name: str) -> float | None:
+    result = call.outcome.result
+    return None if result is None else getattr(result.timing, name)
+
+
+def _rate(call: Call) -> float | None:
+    result = call.outcome.result
+    if result is None or result.completion.usage.output_tokens is None or result.timing.total_s <= 0:
+        return None
+    return result.completion.usage.output_tokens / result.timing.total_s
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    values = list(values)
+    if not values or any(value is None for value in values):
+        return None
+    return sum(value for value in values if value is not None)
+
+
+def _mark_best(models: list[ModelSummary]) -> list[ModelSummary]:
+    """Mark the fastest (median whole call) and the cheapest (per call) among models that answered."""
+    from dataclasses import replace
+
+    answered = [m for m in models if m.ok_calls]
+    timed = [m for m in answered if m.total_s is not None]
+    priced = [m for m in answered if m.cost_per_call_usd is not None]
+    fastest = min(timed, key=lambda m: m.total_s.median if m.total_s else 0.0) if len(timed) > 1 else None
+    cheapest = min(priced, key=lambda m: m.cost_per_call_usd or 0.0) if len(priced) > 1 else None
+    return [replace(m, fastest=m is fastest, cheapest=m is cheapest) for m in models]
+
+
+# -- JSON ------------------------------------------------------------------------------------------------------
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    comparison = report.comparison
+    return {
+        "runs": comparison.runs,
+        "interrupted": comparison.interrupted,
+        "models": [_model_json(model) for model in report.models],
+        "cases": [
+            {
+                "name": case.name,
+                "checks": list(case.checks),
+                "passed": case.passed,
+                "checked": case.checked,
+                "pass_rate": case.pass_rate,
+            }
+            for case in report.cases
+        ],
+        "calls": [_call_json(call) for entry in comparison.models for call in entry.calls],
+    }
+
+
+def _model_json(model: ModelSummary) -> dict[str, Any]:
+    def stat(value: Spread | None, digits: int = 4) -> dict[str, float | int] | None:
+        return None if value is None else value.to_json(digits)
+
+    memory = model.memory
+    return {
+        "model": model.name,
+        "provider": model.provider,
+        "local": model.local,
+        "status": model.status,
+        "error": model.error,
+        "calls": model.calls,
+        "ok_calls": model.ok_calls,
+        "first_token_s": stat(model.first_token_s),
+        "total_s": stat(model.total_s),
+        "output_tokens_per_s": stat(model.output_tokens_per_s, 2),
+        "input_tokens": model.input_tokens,
+        "output_tokens": model.output_tokens,
+        "token_source": model.token_source,
+        "cost_usd": model.cost_usd,
+        "cost_per_call_usd": model.cost_per_call_usd,
+        "cost_per_1000_calls_usd": model.cost_per_thousand_usd,
+        "passed": model.passed,
+        "checked": model.checked,
+        "pass_rate": model.pass_rate,
+        "fastest": model.fastest,
+        "cheapest": model.cheapest,
+        "memory": None
+        if memory is None
+        else {"precision": memory.precision, "needed_bytes": memory.needed_bytes, "fits": memory.fits},
+    }
+
+
+def _call_json(call: Call) -> dict[str, Any]:
+    result = call.outcome.result
+    usage = None if result is None else result.completion.usage
+    return {
+        "model": call.model,
+        "case": call.case,
+        "run": call.run,
+        "status": "ok" if call.ok else "error",
+        "error": call.outcome.error,
+        "text": call.outcome.text,
+        "first_token_s": None if result is None or result.timing.first_token_s is None else round(result.timing.first_token_s, 4),
+        "total_s": None if result is None else round(result.timing.total_s, 4),
+        "input_tokens": None if usage is None else usage.input_tokens,
+        "output_tokens": None if usage is None else usage.output_tokens,
+        "token_source": None if usage is None else usage.source.value,
+        "cost_usd": call.outcome.cost_usd,
+        "passed": call.passed if call.checks else None,
+        "checks": [check.to_json() for check in call.checks],
+    }
+
+
+def json_text(report: Report) -> str:
+    return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+
+
+# -- CSV and the table's cells ---------------------------------------------------------------------------------
+
+CSV_HEADER = (
+    "model",
+    "provider",
+    "status",
+    "first_token_s",
+    "total_s",
+    "output_tokens_per_s",
+    "input_tokens",
+    "output_tokens",
+    "token_source",
+    "cost_usd",
+    "cost_per_1000_calls_usd",
+    "pass_rate",
+    "fastest",
+    "cheapest",
+)
+
+
+def csv_text(report: Report) -> str:
+    """One row per model (medians); unknown values are empty fields."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for m in report.models:
+        writer.writerow(
+            [
+                m.name,
+                m.provider or "",
+                m.status,
+                _plain(m.first_token_s and m.first_token_s.median, 4),
+                _plain(m.total_s and m.total_s.median, 4),
+                _plain(m.output_tokens_per_s and m.output_tokens_per_s.median, 2),
+                "" if m.input_tokens is None else m.input_tokens,
+                "" if m.output_tokens is None else m.output_tokens,
+                m.token_source or "",
+                "" if m.cost_usd is None else repr(m.cost_usd),
+                "" if m.cost_per_thousand_usd is None else repr(m.cost_per_thousand_usd),
+                "" if m.pass_rate is None else f"{m.pass_rate:.4g}",
+                str(m.fastest).lower(),
+                str(m.cheapest).lower(),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _plain(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def seconds_cell(value: Spread | None, *, as_ms: bool = False) -> str | None:
+    """``0.412 s`` or ``412 ms``; with several runs ``median (min–max)``."""
+    if value is None:
+        return None
+
+    def show(seconds: float) -> str:
+        return f"{seconds * 1000:,.0f}" if as_ms else f"{seconds:,.2f}"
+
+    unit = " ms" if as_ms else " s"
+    if value.count > 1 and value.min != value.max:
+        return f"{show(value.median)}{unit} ({show(value.min)}–{show(value.max)})"
+    return f"{show(value.median)}{unit}"
+
+
+def rate_cell(value: Spread | None) -> str | None:
+    return None if value is None else f"{value.median:,.1f}"
+
+
+def tokens_cell(model: ModelSummary) -> str | None:
+    if model.input_tokens is None and model.output_tokens is None:
+        return None
+    shown_in = "?" if model.input_tokens is None else f"{model.input_tokens:,}"
+    shown_out = "?" if model.output_tokens is None else f"{model.output_tokens:,}"
+    return f"{shown_in} / {shown_out} ({model.token_source})"
+
+
+def cost_cell(usd: float | None) -> str | None:
+    return None if usd is None else format_cost(usd)
+
+
+def pass_cell(passed: int, checked: int) -> str | None:
+    if checked == 0:
+        return None
+    return f"{passed / checked:.0%} ({passed}/{checked})"
+
+
+def memory_cell(memory: MemoryFit | None, local: bool) -> str | None:
+    if not local or memory is None:
+        return None if local else "hosted"
+    size = f"{memory.needed_bytes / 2**30:,.1f} GiB" if memory.needed_bytes >= 2**30 else f"{memory.needed_bytes / 2**20:,.0f} MiB"
+    verdict = {True: "fits", False: "does not fit", None: "fit unknown"}[memory.fits]
+    return f"{size} {memory.precision}, {verdict}"
+
+
+def model_cell(model: ModelSummary) -> str:
+    marks = [mark for mark, on in (("fastest", model.fastest), ("cheapest", model.cheapest)) if on]
+    return model.name + (f" ({', '.join(marks)})" if marks else "")
+
+
+# -- Markdown --------------------------------------------------------------------------------------------------
+
+
+def markdown_text(report: Report) -> str:
+    """A report to paste into a document or an issue: the table, the pass rates, then every answer."""
+    headings = ["Model", "First token", "Total", "Output tok/s", "Tokens in / out", "Cost", "Per 1,000", "Status"]
+    with_checks = report.has_checks
+    if with_checks:
+        headings.insert(-1, "Pass rate")
+    rows = []
+    for m in report.models:
+        cells = [
+            model_cell(m),
+            seconds_cell(m.first_token_s, as_ms=True),
+            seconds_cell(m.total_s),
+            rate_cell(m.output_tokens_per_s),
+            tokens_cell(m),
+            cost_cell(m.cost_per_call_usd),
+            cost_cell(m.cost_per_thousand_usd),
+            m.status,
+        ]
+        if with_checks:
+            cells.insert(-1, pass_cell(m.passed, m.checked))
+        rows.append(cells)
+    lines = ["# Model comparison", "", *_md_table(headings, rows)]
+    if with_checks:
+        lines += ["", "## Cases", ""]
+        case_rows = [[c.name, ", ".join(c.checks), pass_cell(c.passed, c.checked)] for c in report.cases]
+        lines += _md_table(["Case", "Checks", "Pass rate"], case_rows)
+    lines += ["", "## Answers"]
+    for case in report.comparison.cases:
+        if len(report.comparison.cases) > 1:
+            lines += ["", f"### {case.name}", "", f"> {_md_quote(case.prompt)}"]
+        for entry in report.comparison.models:
+            if not entry.calls:
+                lines += ["", f"**{entry.name}** (not run: {entry.error})"]
+            for call in entry.calls:
+                if call.case != case.name or call.run != 1:
+                    continue
+                lines += ["", f"**{entry.name}**" + ("" if call.ok else f" (error: {call.outcome.error})"), ""]
+                lines += _md_answer(call.outcome.text)
+                failed = [c for c in call.checks if not c.passed] if call.ok else []
+                if failed:
+                    lines += ["", "Failed checks: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)]
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(headings: Sequence[str], rows: Sequence[Sequence[str | None]]) -> list[str]:
+    def cell(value: str | None) -> str:
+        return "unknown" if value is None else value.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headings) + " |", "|" + "|".join("---" for _ in headings) + "|"]
+    return lines + ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+
+
+def _md_quote(text: str) -> str:
+    return text.strip().replace("\n", "\n> ")
+
+
+def _md_answer(text: str) -> list[str]:
+    """The answer in a fence longer than any run of backticks inside it, so it cannot break out."""
+    longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=0)
+    run, current = 0, 0
+    for char in text:
+        current = current + 1 if char == "`" else 0
+        run = max(run, current)
+    fence = "`" * max(3, run + 1, longest + 1)
+    return [fence, text.rstrip("\n"), fence] if text else ["(no answer)"]

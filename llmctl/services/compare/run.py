@@ -1,0 +1,267 @@
+"""Run a comparison: every model on every case, hosted models at once, local models one at a time.
+
+Each hosted model gets a thread of its own (the calls wait on the network, not on this machine);
+all local models share one thread, one model after another, so two never compete for memory.
+Within a model, cases (and their ``runs``) go one after another, so a model's timings are never
+skewed by its own concurrent calls. Each call goes through :func:`run_one`: budget, run, record.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+
+from llmctl.config import Settings
+from llmctl.domain import GenerationParams, GenerationRequest
+from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
+from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.registry import open_provider, resolve
+from llmctl.services.accounting import record_call
+from llmctl.services.budget import check_budget
+from llmctl.services.compare.cases import Case
+from llmctl.services.compare.checks import CheckResult, failed_call_results, run_checks
+from llmctl.services.compare.memory import MemoryFit, memory_fit
+from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, build_messages
+
+LOCAL_KIND = "huggingface"
+# Errors that every further call on the model would repeat: the model's other calls are not made.
+_CANNOT_START = (AuthenticationError, MissingDependencyError, ModelNotFoundError, ConfigError)
+ProviderOpener = Callable[[ResolvedModel], Provider]
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One call made (or refused by a budget): its result, its cost, what to tell the user."""
+
+    result: GenerationResult | None  # None: refused before the call (a spent budget)
+    cost_usd: float | None  # None: unknown, never 0
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    cannot_start: bool = False  # the model cannot answer any call (no key, not downloaded, budget spent)
+
+    @property
+    def text(self) -> str:
+        return "" if self.result is None else self.result.completion.text
+
+
+def run_one(
+    settings: Settings,
+    resolved: ResolvedModel,
+    provider: Provider,
+    request: GenerationRequest,
+    *,
+    command: str = "compare",
+    ignore_budget: bool = False,
+    prompt_text: str | None = None,
+    stop: threading.Event | None = None,
+) -> CallOutcome:
+    """One call, the way every command makes one: check the budget, run, record in the ledger.
+
+    Recording happens whatever the call's end (ok, error, interrupted by ``stop``), once.
+    """
+    try:
+        warnings = check_budget(settings, resolved, ignore=ignore_budget)
+    except LlmctlError as exc:
+        return CallOutcome(None, None, error=exc.message, cannot_start=True)
+    run = GenerationRun(provider, request)
+    try:
+        for _ in run.deltas():
+            if stop is not None and stop.is_set():
+                run.interrupted()
+                break
+    except LlmctlError:
+        pass  # the run holds the error; recorded below like any other end
+    finally:
+        result = run.result()
+        accounting = record_call(result, resolved, settings=settings, command=command, prompt_text=prompt_text)
+    notes = tuple(warnings) + ((accounting.warning,) if accounting.warning else ())
+    error = None
+    if result.error is not None:
+        error = result.error.message
+    elif result.status is RunStatus.INTERRUPTED:
+        error = "interrupted"
+    cannot_start = isinstance(result.error, _CANNOT_START)
+    return CallOutcome(result, accounting.cost_usd, notes, error, cannot_start)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One case run once on one model, with its checks."""
+
+    model: str
+    case: str
+    run: int  # 1-based
+    outcome: CallOutcome
+    checks: tuple[CheckResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.error is None
+
+    @property
+    def passed(self) -> bool:
+        return self.ok and all(check.passed for check in self.checks)
+
+
+@dataclass
+class ModelEntry:
+    """One ``-m`` of the comparison: what it resolved to and every call made on it."""
+
+    reference: str
+    name: str
+    provider: str | None = None
+    local: bool = False
+    resolved: ResolvedModel | None = None
+    error: str | None = None  # why it could not run at all (or stopped: the first failure to start)
+    memory: MemoryFit | None = None
+    calls: list[Call] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    params: GenerationParams
+    runs: int = 1
+    ignore_budget: bool = False
+
+
+@dataclass
+class Comparison:
+    """What ``compare`` measured: the models (in the order given) and the cases they ran."""
+
+    models: list[ModelEntry]
+    cases: list[Case]
+    runs: int
+    warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def prepare_models(references: Sequence[str], settings: Settings) -> list[ModelEntry]:
+    """Resolve every ``-m``; one that cannot be resolved keeps its error and the others still run."""
+    entries = []
+    for reference in references:
+        entry = ModelEntry(reference=reference, name=reference)
+        try:
+            resolved = resolve(reference, settings)
+        except LlmctlError as exc:
+            entry.error = exc.message
+        else:
+            entry.resolved, entry.name, entry.provider = resolved, resolved.display_name, resolved.provider_name
+            entry.local = resolved.kind == LOCAL_KIND
+            if entry.local:
+                entry.memory = memory_fit(resolved)
+        entries.append(entry)
+    return entries
+
+
+def run_comparison(
+    settings: Settings,
+    entries: list[ModelEntry],
+    cases: Sequence[Case],
+    options: CompareOptions,
+    *,
+    opener: ProviderOpener = open_provider,
+    stop: threading.Event | None = None,
+    on_call: Callable[[Call], None] | None = None,
+) -> Comparison:
+    """Run every case ``options.runs`` times on every entry that resolved; fill in ``entry.calls``.
+
+    ``stop`` ends the comparison early (Ctrl-C): calls in flight end as interrupted and are recorded.
+    ``on_call`` is told of each call as it completes (from the model's thread).
+    """
+    stop = stop or threading.Event()
+    comparison = Comparison(entries, list(cases), options.runs)
+    runnable = [entry for entry in entries if entry.resolved is not None and entry.error is None]
+    local = [entry for entry in runnable if entry.local]
+    hosted = [entry for entry in runnable if not entry.local]
+    lanes: list[list[ModelEntry]] = [[entry] for entry in hosted] + ([local] if local else [])
+    warnings: list[str] = []
+    lock = threading.Lock()
+
+    def lane(models: list[ModelEntry]) -> None:
+        for entry in models:
+            for warning in _run_model(settings, entry, cases, options, opener, stop, on_call):
+                with lock:
+                    warnings.append(warning)
+
+    if lanes:
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="compare") as pool:
+            futures = [pool.submit(lane, models) for models in lanes]
+            _wait_interruptibly(futures, stop)
+        for future in futures:
+            future.result()  # a bug in a lane surfaces here, not silently
+    comparison.warnings = list(dict.fromkeys(warnings))
+    comparison.interrupted = stop.is_set()
+    return comparison
+
+
+def _wait_interruptibly(futures: list[Future[None]], stop: threading.Event) -> None:
+    """Wait for the lanes; Ctrl-C sets ``stop`` so each lane ends its call, then keeps waiting."""
+    pending = set(futures)
+    while pending:
+        try:
+            _, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+def _run_model(
+    settings: Settings,
+    entry: ModelEntry,
+    cases: Sequence[Case],
+    options: CompareOptions,
+    opener: ProviderOpener,
+    stop: threading.Event,
+    on_call: Callable[[Call], None] | None,
+) -> list[str]:
+    assert entry.resolved is not None
+    warnings: list[str] = []
+    try:
+        provider = opener(entry.resolved)
+    except LlmctlError as exc:
+        entry.error = exc.message
+        return warnings
+    try:
+        for case in cases:
+            for run in range(1, options.runs + 1):
+                if stop.is_set():
+                    return warnings
+                request = GenerationRequest(build_messages(case.prompt, case.system), options.params)
+                outcome = run_one(
+                    settings,
+                    entry.resolved,
+                    provider,
+                    request,
+                    ignore_budget=options.ignore_budget,
+                    prompt_text=case.prompt,
+                    stop=stop,
+                )
+                warnings.extend(outcome.warnings)
+                call = _checked(Call(entry.name, case.name, run, outcome), case)
+                entry.calls.append(call)
+                if on_call is not None:
+                    on_call(call)
+                if outcome.cannot_start:
+                    # A model that cannot start (no key, not downloaded, budget spent) fails every call
+                    # the same way: one failed call says so, without a ledger row for each case.
+                    entry.error = outcome.error
+                    return warnings
+    finally:
+        provider.close()
+    return warnings
+
+
+def _checked(call: Call, case: Case) -> Call:
+    if case.checks.empty:
+        return call
+    if call.outcome.error is not None:
+        return replace(call, checks=tuple(failed_call_results(case.checks, call.outcome.error)))
+    usage = call.outcome.result.completion.usage if call.outcome.result is not None else None
+    results = run_checks(case.checks, call.outcome.text, None if usage is None else usage.output_tokens)
+    return replace(call, checks=tuple(results))
+
+
+def single_case(prompt: str, system: str | None) -> Case:
+    """``compare "PROMPT"``: the prompt as a suite of one case without checks."""
+    return Case(name="prompt", prompt=prompt, system=system)
