@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import bench, chat, config, generate, models, tokens, usage
+from llmctl.cli import bench, chat, compare, config, generate, models, tokens, usage
 from llmctl.cli.options import AppState
 from llmctl.cli.stdio import (
     GuardedStdout,
@@ -67,6 +67,7 @@ app.add_typer(config.app, name="config")
 app.command("usage")(usage.usage)
 app.add_typer(tokens.app, name="tokens")
 app.command("bench")(bench.bench)
+app.command("compare")(compare.compare)
 
 
 def main() -> None:

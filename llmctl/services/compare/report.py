@@ -357,9 +357,13 @@ def pass_cell(passed: int, checked: int) -> str | None:
     return f"{passed / checked:.0%} ({passed}/{checked})"
 
 
-def memory_cell(memory: MemoryFit | None, local: bool) -> str | None:
-    if not local or memory is None:
-        return None if local else "hosted"
+def memory_cell(model: ModelSummary) -> str | None:
+    """A local model's estimated memory and whether it fits; "hosted" for an API; unknown otherwise."""
+    memory = model.memory
+    if not model.local:
+        return "hosted" if model.provider is not None else None
+    if memory is None:
+        return None
     size = f"{memory.needed_bytes / 2**30:,.1f} GiB" if memory.needed_bytes >= 2**30 else f"{memory.needed_bytes / 2**20:,.0f} MiB"
     verdict = {True: "fits", False: "does not fit", None: "fit unknown"}[memory.fits]
     return f"{size} {memory.precision}, {verdict}"
