@@ -75,15 +75,15 @@ def compare(
     """
     from llmctl.errors import UsageError
     from llmctl.services.compare.cases import load_cases
-    from llmctl.services.compare.run import CompareOptions, prepare_models, run_comparison, single_case
     from llmctl.services.compare.report import summarize
+    from llmctl.services.compare.run import CompareOptions, prepare_models, run_comparison, single_case
     from llmctl.services.generation import compose_prompt, read_stdin, resolve_params
 
     chosen = [name for name, on in (("--json", as_json), ("--csv", as_csv), ("--markdown", as_markdown)) if on]
     if len(chosen) > 1:
         raise UsageError(f"{' and '.join(chosen)} cannot be combined; choose one output format.")
     if not models:
-        raise UsageError("No models to compare.", hint="Name each with -m: llmctl compare -m demo -m MODEL \"...\"")
+        raise UsageError("No models to compare.", hint='Name each with -m: llmctl compare -m demo -m MODEL "..."')
     settings = app_state(ctx).settings()
     if cases is not None:
         if prompt is not None:
@@ -115,7 +115,8 @@ def compare(
 
 def _print(report: Report, *, as_json: bool, as_csv: bool, as_markdown: bool) -> None:
     from llmctl.cli import compare_output
-    from llmctl.services.compare.report import csv_text, json_text, markdown_text
+    from llmctl.services.compare.formats import csv_text, markdown_text
+    from llmctl.services.compare.report import json_text
 
     if as_json or as_csv or as_markdown:
         text = json_text(report) if as_json else csv_text(report) if as_csv else markdown_text(report)
@@ -133,10 +134,14 @@ def _exit(report: Report, fail_under: float | None) -> None:
         raise typer.Exit(EXIT_INTERRUPTED)
     failed = [m for m in report.models if m.ok_calls < m.planned_calls]
     if failed:
-        output.error(f"{plural(len(failed), 'model')} of {len(report.models)} failed: {', '.join(m.name for m in failed)}.")
+        output.error(
+            f"{plural(len(failed), 'model')} of {len(report.models)} failed: {', '.join(m.name for m in failed)}."
+        )
     below = report.below(fail_under) if fail_under is not None else []
     for model in below:
-        output.error(f"{model.name} passed {model.passed} of {model.checked} checked calls, below --fail-under {fail_under:g}.")
+        output.error(
+            f"{model.name} passed {model.passed} of {model.checked} checked calls, below --fail-under {fail_under:g}."
+        )
     if fail_under is not None and not report.has_checks:
         output.warning("--fail-under has nothing to judge: no case has checks.")
     if failed or below:

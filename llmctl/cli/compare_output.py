@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 MIN_ANSWER_COLUMN = 32
 BAR_WIDTH = 24
+NARROW_TABLE = 100  # columns below which the model table is printed as one block per model
 
 
 def show(report: Report) -> None:
@@ -34,7 +35,7 @@ def show(report: Report) -> None:
 
 
 def _model_table(report: Report) -> None:
-    from llmctl.services.compare import report as r
+    from llmctl.services.compare import formats as r
 
     columns = [
         output.Column("model"),
@@ -70,12 +71,18 @@ def _model_table(report: Report) -> None:
         row.append(m.status)
         rows.append(row)
     runs = report.comparison.runs
-    title = f"Comparison of {len(report.models)} models" + (f", {runs} runs each (median, min–max)" if runs > 1 else "")
+    title = f"Comparison of {len(report.models)} models" + (f", {runs} runs each (median, min-max)" if runs > 1 else "")
+    if output.stdout_is_terminal() and output.out().width < NARROW_TABLE:
+        # Too narrow for a column per figure (each would fold letter by letter): one block per model.
+        output.out().print(title, style="table.title", soft_wrap=False)
+        for row in rows:
+            output.facts(zip((column.heading for column in columns[1:]), row[1:], strict=True), title=str(row[0]))
+        return
     output.table(columns, rows, title=title)
 
 
 def _case_table(report: Report) -> None:
-    from llmctl.services.compare.report import pass_cell
+    from llmctl.services.compare.formats import pass_cell
 
     comparison = report.comparison
     columns = [output.Column("case"), output.Column("checks")]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class Case:
     name: str
     prompt: str
     system: str | None = None
-    checks: Checks = Checks()
+    checks: Checks = field(default_factory=Checks)
 
 
 class _Judge(BaseModel):
@@ -151,7 +151,7 @@ def _from_toml(path: Path, text: str) -> list[Case]:
 
 
 def _from_jsonl(path: Path, text: str) -> list[Case]:
-    cases = []
+    cases: list[Case] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

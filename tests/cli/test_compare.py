@@ -1,0 +1,229 @@
+"""``llmctl compare`` as a user runs it: the demo model, tiny models, hosted models over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from tests.conftest import CliResult
+from tests.screen import Terminal
+from tests.wire.openai_server import Fault, OpenAIServer, Reply, Slow
+
+Run = Callable[..., CliResult]
+KEY = "sk-test-compare-0123456789"
+REPO = Path(__file__).resolve().parents[2]
+SUITE = """
+[[cases]]
+name = "france"
+prompt = "What is the capital of France?"
+checks = { contains = "Paris" }
+
+[[cases]]
+name = "sum"
+prompt = "What is 7 plus 5?"
+checks = { regex = '\\b12\\b', max_tokens = 30 }
+"""
+
+
+@pytest.fixture
+def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with OpenAIServer(api_key=KEY) as server:
+        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 10\nmax_retries = 0\n')
+        yield server
+    assert not server.errors
+
+
+def ledger_rows() -> list[LedgerRecord]:
+    with UsageLedger() as ledger:
+        return list(ledger.records()) if ledger.exists() else []
+
+
+def report(result: CliResult) -> dict[str, Any]:
+    assert result.stdout, result.stderr
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def test_the_demo_scores_full_marks_on_the_example_suite(run_llmctl: Run) -> None:
+    result = run_llmctl("compare", "-m", "demo", "--cases", str(REPO / "cases.toml"), "--json", "--fail-under", "1")
+    assert result.exit_code == 0, result.stderr
+    data = report(result)
+    (demo,) = data["models"]
+    assert demo["pass_rate"] == 1.0 and demo["status"] == "ok"
+    assert demo["cost_usd"] == 0.0 and demo["token_source"] == "exact"
+    assert demo["memory"]["precision"] == "fp32" and demo["memory"]["fits"] is True
+    assert all(case["pass_rate"] == 1.0 for case in data["cases"])
+    assert {row.command for row in ledger_rows()} == {"compare"}
+    assert len(ledger_rows()) == len(data["cases"]) == len(data["calls"])
+
+
+def test_a_tiny_random_model_is_measured_and_scores_zero(
+    run_llmctl: Run, tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text(SUITE)
+    tiny = str(tiny_models["llama"])
+    result = run_llmctl(
+        "compare",
+        "-m",
+        "demo",
+        "-m",
+        tiny,
+        "--cases",
+        str(cases),
+        "--runs",
+        "2",
+        "--max-tokens",
+        "8",
+        "--json",
+        "--fail-under",
+        "0.9",
+    )
+    assert result.exit_code == 1
+    demo, random = report(result)["models"]
+    assert (demo["pass_rate"], demo["passed"], demo["checked"]) == (1.0, 4, 4)
+    assert random["pass_rate"] == 0.0 and random["status"] == "ok" and random["calls"] == 4
+    assert random["total_s"]["count"] == 4 and random["output_tokens"] is not None
+    assert random["total_s"]["min"] <= random["total_s"]["median"] <= random["total_s"]["max"]
+    assert f"{tiny} passed 0 of 4 checked calls, below --fail-under 0.9." in result.stderr
+    assert "demo passed" not in result.stderr
+    assert len(ledger_rows()) == 8
+
+
+PRICED = """
+[models.mini]
+provider = "openai"
+id = "gpt-4o-mini"
+input_price_per_mtok = 0.15
+output_price_per_mtok = 0.6
+
+[models.big]
+provider = "openai"
+id = "gpt-4o"
+input_price_per_mtok = 2.5
+output_price_per_mtok = 10.0
+"""
+
+
+def test_hosted_models_run_at_the_same_time(run_llmctl: Run, oai: OpenAIServer, config_file: Path) -> None:
+    config_file.write_text(config_file.read_text() + PRICED)
+    delay = 1.0
+    oai.add(Slow(delay, Reply(text="Paris.", usage=(12, 2))), Slow(delay, Reply(text="Paris.", usage=(12, 2))))
+    result = run_llmctl("compare", "-m", "mini", "-m", "big", "Capital of France?", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert len(oai.requests_to("/v1/chat/completions")) == 2
+    # Each ledger row holds when its call started and how long it took: the two spans must overlap.
+    spans = [(row.ts, row.ts + (row.total_s or 0.0)) for row in ledger_rows()]
+    assert len(spans) == 2 and all(end - start >= delay for start, end in spans)
+    overlap = min(end for _, end in spans) - max(start for start, _ in spans)
+    assert overlap > delay / 2, f"the calls did not run at the same time: {spans}"
+    mini, full = report(result)["models"]
+    assert mini["total_s"]["median"] >= delay and full["total_s"]["median"] >= delay
+    assert (mini["input_tokens"], mini["output_tokens"], mini["token_source"]) == (12, 2, "provider")
+    assert mini["cost_usd"] == pytest.approx(12 * 0.15e-6 + 2 * 0.6e-6)
+    assert mini["cost_per_1000_calls_usd"] == pytest.approx(1000 * mini["cost_usd"])
+    assert mini["cheapest"] and not full["cheapest"]
+
+
+def test_a_failing_model_gets_its_error_and_the_others_still_run(
+    run_llmctl: Run, oai: OpenAIServer, config_file: Path
+) -> None:
+    config_file.write_text(config_file.read_text() + '\n[models.broken]\nprovider = "openai"\nid = "gpt-4o"\n')
+    oai.add(Fault(500, message="upstream on fire"), path=None)
+    oai.default = Reply(text="The capital of France is Paris.")
+    result = run_llmctl("compare", "-m", "broken", "-m", "demo", "-m", "nope", "What is the capital of France?")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    header = lines[0].split("\t")
+    rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:4]}
+    assert "upstream on fire" in rows["broken"]["status"]
+    assert rows["demo"]["status"] == "ok" and rows["demo"]["tokens in/out"].endswith("(exact)")
+    assert rows["nope"]["status"] == "error: Unknown model 'nope'."
+    assert rows["broken"]["cost/call"] == "unknown"  # a failed call without counts is not $0
+    assert "--- demo ---\nThe capital of France is Paris.\n" in result.stdout
+    assert "2 models of 3 failed: broken, nope." in result.stderr
+    assert sorted((row.model, row.status) for row in ledger_rows()) == [("broken", "error"), ("demo", "ok")]
+
+
+def test_a_missing_key_stops_that_model_after_one_call(run_llmctl: Run, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text(SUITE)
+    result = run_llmctl("compare", "-m", "anthropic/claude-haiku-4-5", "--cases", str(cases), "--runs", "3", "--json")
+    assert result.exit_code == 1
+    (claude,) = report(result)["models"]
+    assert claude["calls"] == 1 and "ANTHROPIC_API_KEY" in claude["error"]
+    assert claude["pass_rate"] == 0.0 and claude["checked"] == 6
+
+
+def test_prompt_comes_from_argument_and_stdin_and_flags_reach_the_server(run_llmctl: Run, oai: OpenAIServer) -> None:
+    args = ("-s", "Be terse.", "--temperature", "0.3", "--max-tokens", "21", "--seed", "5")
+    result = run_llmctl("compare", "-m", "openai/gpt-4o-mini", "Summarize:", *args, stdin=b"some notes\n")
+    assert result.exit_code == 0, result.stderr
+    body = oai.last_request.json
+    assert body["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Summarize:\n\nsome notes\n"},
+    ]
+    assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.3, 21, 5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("compare", "Hi"), "No models to compare."),
+        (("compare", "-m", "demo"), "No prompt given."),
+        (("compare", "-m", "demo", "Hi", "--json", "--csv"), "--json and --csv cannot be combined"),
+        (("compare", "-m", "demo", "Hi", "--cases", "cases.toml"), "either a PROMPT or --cases"),
+        (("compare", "-m", "demo", "--cases", "nowhere.toml"), "nowhere.toml: no such file."),
+    ],
+)
+def test_usage_errors_exit_2(run_llmctl: Run, args: tuple[str, ...], message: str) -> None:
+    result = run_llmctl(*args, stdin=b"" if "No prompt" in message else None)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ledger_rows() == []
+
+
+def test_a_spent_budget_refuses_hosted_calls_unless_ignored(
+    run_llmctl: Run, oai: OpenAIServer, config_file: Path
+) -> None:
+    config_file.write_text("[budget]\ndaily_usd = 0.0\n\n" + config_file.read_text())
+    refused = run_llmctl("compare", "-m", "openai/gpt-4o-mini", "-m", "demo", "Capital of France?", "--json")
+    assert refused.exit_code == 1
+    gpt, demo = report(refused)["models"]
+    assert "daily budget" in gpt["error"] and demo["status"] == "ok"
+    assert oai.requests == []
+    allowed = run_llmctl("compare", "-m", "openai/gpt-4o-mini", "Capital?", "--ignore-budget")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "Ignoring the daily budget" in allowed.stderr
+
+
+def _terminal(env_config: Path, home: Path, columns: int, *args: str) -> Terminal:
+    env = {"LLMCTL_CONFIG": str(env_config), "LLMCTL_HOME": str(home), "OPENAI_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
+    return Terminal([sys.executable, "-m", "llmctl", "compare", *args], columns=columns, rows=50, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [120, 60])
+def test_answers_side_by_side_only_when_the_terminal_is_wide_enough(
+    oai: OpenAIServer, config_file: Path, isolated_home: Path, columns: int
+) -> None:
+    config_file.write_text(config_file.read_text() + PRICED)
+    oai.add(Reply(text="Alpha answer one."), Reply(text="Beta answer two."))
+    term = _terminal(config_file, isolated_home, columns, "-m", "mini", "-m", "big", "Hi")
+    assert term.finish() == 0, term.text()
+    lines = term.lines()
+    alpha = next(i for i, line in enumerate(lines) if "answer one" in line or "answer two" in line)
+    both_on_one_line = "answer one" in lines[alpha] and "answer two" in lines[alpha]
+    assert both_on_one_line == (columns == 120), term.text()
+    assert "cheapest" in term.text() and "fastest" in term.text()
+    assert "first token" in term.text() and "cost/call" in term.text()  # headings whole, never folded
+    assert any(line.startswith("Whole call (median)") for line in lines)
