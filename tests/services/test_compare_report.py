@@ -14,7 +14,8 @@ CASE = Case("capital", "Capital of France?", checks=Checks(contains=("Paris",)))
 
 
 def _call(model: str, text: str, first: float, total: float, usage: Usage, cost: float | None) -> Call:
-    result = GenerationResult(Completion(text, FinishReason.STOP, usage), model, "p", Timing(first, total), RunStatus.OK)
+    completion = Completion(text, FinishReason.STOP, usage)
+    result = GenerationResult(completion, model, "p", Timing(first, total), RunStatus.OK)
     checks = tuple(run_checks(CASE.checks, text, usage.output_tokens))
     return Call(model, CASE.name, 1, CallOutcome(result, cost), checks)
 
@@ -112,7 +113,8 @@ def test_markdown_exactly() -> None:
         "| fast (fastest) | 100 ms | 0.50 s | 4.0 | 10 / 2 (provider) | $0.002000 | $2.00 | 100% (1/1) | ok |\n"
         "| slow (cheapest) | 500 ms | 2.00 s | 2.0 | 12 / 4 (exact) | $0 | $0 | 0% (0/1) | ok |\n"
         "| mystery | 200 ms | 1.00 s | unknown | unknown | unknown | unknown | 100% (1/1) | ok |\n"
-        "| nope | unknown | unknown | unknown | unknown | unknown | unknown | 0% (0/1) | error: Unknown model 'nope'. |\n"
+        "| nope | unknown | unknown | unknown | unknown | unknown | unknown | 0% (0/1) "
+        "| error: Unknown model 'nope'. |\n"
         "\n"
         "## Cases\n"
         "\n"
