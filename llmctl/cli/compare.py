@@ -75,6 +75,7 @@ def compare(
     """
     from llmctl.errors import UsageError
     from llmctl.services.compare.cases import load_cases
+    from llmctl.services.compare.judge import judge_calls, resolve_judges
     from llmctl.services.compare.report import summarize
     from llmctl.services.compare.run import CompareOptions, prepare_models, run_comparison, single_case
     from llmctl.services.generation import compose_prompt, read_stdin, resolve_params
@@ -93,6 +94,7 @@ def compare(
         piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
         suite = [single_case(compose_prompt(prompt, piped), system)]
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    judges = resolve_judges(suite, settings)
     entries = prepare_models(list(dict.fromkeys(models)), settings)
     options = CompareOptions(params, runs=runs, ignore_budget=ignore_budget)
 
@@ -106,6 +108,9 @@ def compare(
             progress.update(f"Comparing {len(entries)} models: {done} of {total} calls…")
 
         comparison = run_comparison(settings, entries, suite, options, on_call=on_call)
+        if judges and not comparison.interrupted:
+            progress.update(f"Judging with {', '.join(judges)}…")
+            judge_calls(settings, comparison, judges, ignore_budget=ignore_budget)
     report = summarize(comparison)
     for warning in comparison.warnings:
         output.warning(warning)

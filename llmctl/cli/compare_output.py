@@ -24,6 +24,7 @@ NARROW_TABLE = 100  # columns below which the model table is printed as one bloc
 
 def show(report: Report) -> None:
     _model_table(report)
+    _judging(report)
     if report.has_checks:
         output.section_break()
         _case_table(report)
@@ -79,6 +80,17 @@ def _model_table(report: Report) -> None:
             output.facts(zip((column.heading for column in columns[1:]), row[1:], strict=True), title=str(row[0]))
         return
     output.table(columns, rows, title=title)
+
+
+def _judging(report: Report) -> None:
+    """What the judge calls cost, apart from the models' own cost above."""
+    from llmctl.domain import plural
+    from llmctl.services.compare.formats import cost_cell
+
+    for model in report.models:
+        if model.judged:
+            cost = cost_cell(model.judge_cost_usd) or "unknown"
+            output.status(f"Judging {model.name}'s answers: {plural(model.judged, 'call')}, {cost} (not in its cost).")
 
 
 def _case_table(report: Report) -> None:

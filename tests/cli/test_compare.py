@@ -227,3 +227,51 @@ def test_answers_side_by_side_only_when_the_terminal_is_wide_enough(
     assert "cheapest" in term.text() and "fastest" in term.text()
     assert "first token" in term.text() and "cost/call" in term.text()  # headings whole, never folded
     assert any(line.startswith("Whole call (median)") for line in lines)
+
+
+JUDGED = """
+[[cases]]
+name = "france"
+prompt = "What is the capital of France?"
+checks = { contains = "Paris", judge = { model = "mini", rubric = "Names Paris as the capital." } }
+
+[[cases]]
+name = "japan"
+prompt = "What is the capital of Japan?"
+checks = { judge = { model = "mini", rubric = "Names Tokyo." } }
+"""
+
+
+def test_a_judge_grades_each_answer_and_its_cost_is_kept_apart(
+    run_llmctl: Run, oai: OpenAIServer, config_file: Path, tmp_path: Path
+) -> None:
+    config_file.write_text(config_file.read_text() + PRICED)
+    cases = tmp_path / "cases.toml"
+    cases.write_text(JUDGED)
+    oai.add(Reply(text="PASS\nIt names Paris.", usage=(100, 5)), Reply(text="Hmm, hard to say.", usage=(100, 5)))
+    result = run_llmctl("compare", "-m", "demo", "--cases", str(cases), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = report(result)
+    (demo,) = data["models"]
+    assert (demo["passed"], demo["checked"]) == (1, 2)  # the unclear verdict does not pass
+    assert demo["cost_usd"] == 0.0  # the demo's own calls
+    assert demo["judged"] == 2 and demo["judge_cost_usd"] == pytest.approx(2 * (100 * 0.15e-6 + 5 * 0.6e-6))
+    france, japan = data["calls"]
+    assert france["judge"] == {"judge": "mini", "passed": True, "reason": "It names Paris.", "cost_usd": 1.8e-05}
+    assert france["checks"][-1] == {"check": "judge", "passed": True, "detail": "mini: PASS (It names Paris.)"}
+    assert japan["checks"][-1]["detail"].startswith("mini: unclear verdict (neither PASS nor FAIL)")
+    first = oai.requests_to("/v1/chat/completions")[0].json
+    assert first["temperature"] == 0.0
+    assert "Names Paris as the capital." in first["messages"][1]["content"]
+    assert "The capital of France is Paris." in first["messages"][1]["content"]
+    assert sorted(row.model for row in ledger_rows()) == ["demo", "demo", "mini", "mini"]
+    assert {row.command for row in ledger_rows()} == {"compare"}
+
+
+def test_an_unknown_judge_is_a_usage_error_before_any_call(run_llmctl: Run, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[cases]]\nprompt = "Hi"\nchecks = { judge = { model = "nobody", rubric = "r" } }\n')
+    result = run_llmctl("compare", "-m", "demo", "--cases", str(cases))
+    assert result.exit_code == 2
+    assert "Unknown model 'nobody'" in result.stderr
+    assert ledger_rows() == []

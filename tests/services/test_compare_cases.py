@@ -9,7 +9,7 @@ import pytest
 
 from llmctl.errors import UsageError
 from llmctl.services.compare.cases import load_cases
-from llmctl.services.compare.checks import Checks
+from llmctl.services.compare.checks import Checks, JudgeSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,6 +22,7 @@ def test_toml_cases_with_every_check(tmp_path: Path) -> None:
         "max_tokens = 9 }\n\n"
         '[[cases]]\nprompt = "A city as JSON"\n[cases.checks]\njson = true\n'
         'json_schema = { type = "object", required = ["city"] }\n'
+        'judge = { model = "demo", rubric = "Names a real city." }\n'
     )
     first, second = load_cases(path)
     assert (first.name, first.prompt, first.system) == ("capital", "Capital of France?", "Be terse.")
@@ -30,7 +31,7 @@ def test_toml_cases_with_every_check(tmp_path: Path) -> None:
     )
     assert second.name == "case 2" and second.system is None
     assert second.checks.json and second.checks.json_schema == {"type": "object", "required": ["city"]}
-    assert second.checks.judge is None
+    assert second.checks.judge == JudgeSpec("demo", "Names a real city.")
 
 
 def test_jsonl_cases(tmp_path: Path) -> None:
@@ -57,10 +58,6 @@ TOML_ERRORS = [
     ('[[cases]]\nprompt = "   "\n', "cases[1].prompt: the prompt is empty"),
     ("[[cases]]\nprompt = 3\n", "cases[1].prompt: Input should be a valid string"),
     ('[[cases]]\nprompt = "x"\nchecks = { judge = { model = "demo" } }\n', "cases[1].checks.judge.rubric: missing"),
-    (
-        '[[cases]]\nprompt = "x"\nchecks = { judge = { model = "demo", rubric = "r" } }\n',
-        ":3: cases[1].checks.judge: judge checks are not supported yet",
-    ),
     ("case = 1\n", ":1: case: unknown key"),
     ('[[cases]]\nprompt = "x\n', "invalid TOML"),
     ("", "no cases"),

@@ -79,6 +79,8 @@ def test_json_exactly_for_one_model() -> None:
         "passed": 1,
         "checked": 1,
         "pass_rate": 1.0,
+        "judged": 0,
+        "judge_cost_usd": None,
         "fastest": True,
         "cheapest": False,
         "memory": None,
@@ -101,6 +103,7 @@ def test_json_exactly_for_one_model() -> None:
         "cost_usd": 0.0,
         "passed": False,
         "checks": [{"check": "contains", "passed": False, "detail": 'missing "Paris"'}],
+        "judge": None,
     }
 
 

@@ -67,14 +67,6 @@ class _Checks(BaseModel):
             raise ValueError("an empty string is in every answer; remove it")
         return values
 
-    @field_validator("judge")
-    @classmethod
-    def _judge_not_yet(cls, judge: _Judge | None) -> _Judge | None:
-        # Refused rather than skipped: a check that never runs must not count as passed.
-        if judge is not None:
-            raise ValueError("judge checks are not supported yet; use contains, regex, equals, json or json_schema")
-        return judge
-
     @field_validator("regex")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:

@@ -32,6 +32,29 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What a judge model said of one answer, and what asking it cost (apart from the answer's cost)."""
+
+    judge: str  # the judge model, as the case names it
+    passed: bool
+    reason: str  # the judge's one sentence, or why there is no verdict
+    cost_usd: float | None  # None: unknown, never 0
+    clear: bool = True  # False: the judge failed or replied neither PASS nor FAIL
+
+    @property
+    def detail(self) -> str:
+        if not self.clear:
+            return f"{self.judge}: {self.reason}"
+        return f"{self.judge}: {'PASS' if self.passed else 'FAIL'}" + (f" ({self.reason})" if self.reason else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"judge": self.judge, "passed": self.passed, "reason": self.reason, "cost_usd": self.cost_usd}
+
+
+NOT_JUDGED = CheckResult("judge", False, "not judged (the comparison ended before the judge ran)")
+
+
+@dataclass(frozen=True)
 class JudgeSpec:
     """Another model grades the answer against ``rubric``."""
 

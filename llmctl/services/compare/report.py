@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from llmctl.services.compare.checks import Verdict
 from llmctl.services.compare.memory import MemoryFit
 from llmctl.services.compare.run import Call, Comparison, ModelEntry
 
@@ -64,6 +65,8 @@ class ModelSummary:
     passed: int
     checked: int  # calls planned with checks
     memory: MemoryFit | None
+    judged: int = 0  # answers a judge graded
+    judge_cost_usd: float | None = None  # what judging them cost, apart from cost_usd; None: unknown or none
     fastest: bool = False
     cheapest: bool = False
 
@@ -133,6 +136,7 @@ def _model_summary(entry: ModelEntry, planned: int, checked: int) -> ModelSummar
     costs = [call.outcome.cost_usd for call in calls]
     cost = None if not calls or any(c is None for c in costs) else sum(c for c in costs if c is not None)
     sources = sorted({usage.source.value for usage in usages})
+    verdicts = [call.verdict for call in calls if call.verdict is not None]
     return ModelSummary(
         name=entry.name,
         provider=entry.provider,
@@ -152,7 +156,16 @@ def _model_summary(entry: ModelEntry, planned: int, checked: int) -> ModelSummar
         passed=sum(call.passed for call in calls if call.checks),
         checked=checked,
         memory=entry.memory,
+        judged=len(verdicts),
+        judge_cost_usd=_judge_cost(verdicts),
     )
+
+
+def _judge_cost(verdicts: list[Verdict]) -> float | None:
+    costs = [verdict.cost_usd for verdict in verdicts]
+    if not costs or any(cost is None for cost in costs):
+        return None
+    return sum(cost for cost in costs if cost is not None)
 
 
 def _timing(call: Call, name: str) -> float | None:
@@ -234,6 +247,8 @@ def _model_json(model: ModelSummary) -> dict[str, Any]:
         "passed": model.passed,
         "checked": model.checked,
         "pass_rate": model.pass_rate,
+        "judged": model.judged,
+        "judge_cost_usd": model.judge_cost_usd,
         "fastest": model.fastest,
         "cheapest": model.cheapest,
         "memory": None
@@ -262,6 +277,7 @@ def _call_json(call: Call) -> dict[str, Any]:
         "cost_usd": call.outcome.cost_usd,
         "passed": call.passed if call.checks else None,
         "checks": [check.to_json() for check in call.checks],
+        "judge": None if call.verdict is None else call.verdict.to_json(),
     }
 
 

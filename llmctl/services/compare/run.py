@@ -21,7 +21,7 @@ from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.accounting import record_call
 from llmctl.services.budget import check_budget
 from llmctl.services.compare.cases import Case
-from llmctl.services.compare.checks import CheckResult, failed_call_results, run_checks
+from llmctl.services.compare.checks import NOT_JUDGED, CheckResult, Verdict, failed_call_results, run_checks
 from llmctl.services.compare.memory import MemoryFit, memory_fit
 from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, build_messages
 
@@ -95,6 +95,7 @@ class Call:
     run: int  # 1-based
     outcome: CallOutcome
     checks: tuple[CheckResult, ...] = ()
+    verdict: Verdict | None = None  # the judge's, when the case has a judge check
 
     @property
     def ok(self) -> bool:
@@ -259,6 +260,8 @@ def _checked(call: Call, case: Case) -> Call:
         return replace(call, checks=tuple(failed_call_results(case.checks, call.outcome.error)))
     usage = call.outcome.result.completion.usage if call.outcome.result is not None else None
     results = run_checks(case.checks, call.outcome.text, None if usage is None else usage.output_tokens)
+    if case.checks.judge is not None:
+        results.append(NOT_JUDGED)  # failed until the judge says otherwise: never a pass by omission
     return replace(call, checks=tuple(results))
 
 
