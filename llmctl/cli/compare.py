@@ -21,7 +21,9 @@ from llmctl.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from llmctl.services.compare.cases import Case
     from llmctl.services.compare.report import Report
+    from llmctl.services.compare.run import CompareOptions, ModelEntry
 
 EXIT_INTERRUPTED = 130
 
@@ -60,6 +62,9 @@ def compare(
         bool, typer.Option("--markdown", help="Print a Markdown report: the table and the answers.")
     ] = False,
     ignore_budget: IgnoreBudgetOpt = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before a comparison estimated above $0.10.")
+    ] = False,
 ) -> None:
     """Run PROMPT (or every case of --cases) on each -m model and compare speed, cost and answers.
 
@@ -97,6 +102,7 @@ def compare(
     judges = resolve_judges(suite, settings)
     entries = prepare_models(list(dict.fromkeys(models)), settings)
     options = CompareOptions(params, runs=runs, ignore_budget=ignore_budget)
+    _preflight(entries, suite, options, yes=yes)
 
     total = len(entries) * len(suite) * runs
     done = 0
@@ -116,6 +122,23 @@ def compare(
         output.warning(warning)
     _print(report, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
     _exit(report, fail_under)
+
+
+def _preflight(entries: list[ModelEntry], suite: list[Case], options: CompareOptions, *, yes: bool) -> None:
+    """Print what the hosted calls may cost; on a terminal, ask first when that is above the threshold."""
+    from llmctl.services.compare.estimate import CONFIRM_ABOVE_USD, estimate_cost
+
+    estimate = estimate_cost(entries, suite, options)
+    if not estimate.models:
+        return
+    for line in estimate.lines():
+        output.status(line)
+    interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()
+    if yes or not interactive or not estimate.needs_confirmation():
+        return
+    if not typer.confirm(f"That may be above ${CONFIRM_ABOVE_USD:.2f}. Run it?", default=False, err=True):
+        output.status("Cancelled; nothing was run.")
+        raise typer.Exit(1)
 
 
 def _print(report: Report, *, as_json: bool, as_csv: bool, as_markdown: bool) -> None:

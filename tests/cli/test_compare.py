@@ -275,3 +275,64 @@ def test_an_unknown_judge_is_a_usage_error_before_any_call(run_llmctl: Run, tmp_
     assert result.exit_code == 2
     assert "Unknown model 'nobody'" in result.stderr
     assert ledger_rows() == []
+
+
+def test_the_estimate_is_printed_before_the_calls(
+    run_llmctl: Run, oai: OpenAIServer, config_file: Path, tmp_path: Path
+) -> None:
+    from llmctl.config import load_settings
+    from llmctl.providers.registry import resolve
+    from llmctl.services.generation import build_messages
+    from llmctl.services.token_counting import count_tokens
+
+    config_file.write_text(config_file.read_text() + PRICED)
+    cases = tmp_path / "cases.toml"
+    cases.write_text(SUITE)
+    result = run_llmctl(
+        "compare", "-m", "mini", "-m", "demo", "--cases", str(cases), "--runs", "3", "--max-tokens", "10"
+    )
+    assert result.exit_code == 0, result.stderr
+    mini = resolve("mini", load_settings(config_file))
+    prompts = ["What is the capital of France?", "What is 7 plus 5?"]
+    counted = sum(count_tokens(mini, build_messages(p, None)).tokens for p in prompts) * 3
+    input_usd, output_usd = counted * 0.15e-6, 60 * 0.6e-6
+    from llmctl.services.accounting import format_cost
+
+    assert (
+        f"  mini: 6 calls, {counted} input tokens (exact): {format_cost(input_usd)} input + "
+        f"at most {format_cost(output_usd)} output (--max-tokens 10)"
+    ) in result.stderr
+    assert "demo:" not in result.stderr  # a local model costs nothing and is not estimated
+    assert result.stderr.index("Estimated cost before running (6 hosted calls") < result.stderr.index("Total:")
+
+
+EXPENSIVE = """
+[models.pricey]
+provider = "openai"
+id = "gpt-4o"
+input_price_per_mtok = 100000.0
+output_price_per_mtok = 100000.0
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("answer", "extra", "code", "requests"), [("n", (), 1, 0), (None, ("--yes",), 0, 1)])
+def test_an_expensive_comparison_asks_first_on_a_terminal(
+    oai: OpenAIServer,
+    config_file: Path,
+    isolated_home: Path,
+    answer: str | None,
+    extra: tuple[str, ...],
+    code: int,
+    requests: int,
+) -> None:
+    config_file.write_text(config_file.read_text() + EXPENSIVE)
+    term = _terminal(config_file, isolated_home, 120, "-m", "pricey", "--max-tokens", "50", "Hello there", *extra)
+    if answer is not None:
+        term.wait_for("Run it? [y/N]")
+        term.send(answer.encode() + b"\r")
+    assert term.finish() == code, term.text()
+    assert len(oai.requests_to("/v1/chat/completions")) == requests
+    assert "Total: at most $" in term.text()
+    assert ("Cancelled; nothing was run." in term.text()) is (code == 1)
+    assert ("Run it?" in term.text()) is (answer is not None)
