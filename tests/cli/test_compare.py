@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -336,3 +337,23 @@ def test_an_expensive_comparison_asks_first_on_a_terminal(
     assert "Total: at most $" in term.text()
     assert ("Cancelled; nothing was run." in term.text()) is (code == 1)
     assert ("Run it?" in term.text()) is (answer is not None)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_every_call_records_it_and_exits_130(
+    oai: OpenAIServer, config_file: Path, isolated_home: Path
+) -> None:
+    config_file.write_text(config_file.read_text() + PRICED)
+    words = " ".join(f"word{i}" for i in range(200))
+    oai.default = Reply(text=words, chunk_delay_s=0.05)  # 10 s each, unless interrupted
+    term = _terminal(config_file, isolated_home, 120, "-m", "mini", "-m", "big", "Talk a lot")
+    deadline = time.monotonic() + 20
+    while len(oai.requests_to("/v1/chat/completions")) < 2 and time.monotonic() < deadline:
+        term._pump(0.1)
+    time.sleep(0.5)
+    term.interrupt()
+    assert term.finish(timeout_s=20) == 130, term.text()
+    assert "Interrupted" in term.text()
+    rows = ledger_rows()
+    assert sorted((row.model, row.status) for row in rows) == [("big", "interrupted"), ("mini", "interrupted")]
+    assert all((row.total_s or 0) < 5 for row in rows)
