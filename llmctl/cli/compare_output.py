@@ -9,6 +9,7 @@ line; no bars.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llmctl.cli import output
@@ -40,8 +41,8 @@ def _model_table(report: Report) -> None:
 
     columns = [
         output.Column("model"),
-        output.Column("first token", justify="right"),
-        output.Column("total", justify="right"),
+        output.Column("first token", justify="right", no_wrap=True),
+        output.Column("total", justify="right", no_wrap=True),
         output.Column("out tok/s", justify="right", no_wrap=True),
         output.Column("tokens in/out"),
         output.Column("cost/call", justify="right", no_wrap=True),
@@ -167,10 +168,12 @@ def _bars(report: Report) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    def draw(title: str, values: list[tuple[ModelSummary, float | None]], unit: str) -> None:
+    from llmctl.services.accounting import format_cost
+
+    def draw(title: str, values: list[tuple[ModelSummary, float | None]], show: Callable[[float], str]) -> None:
         known = [value for _, value in values if value is not None]
-        if len(known) < 2:
-            return
+        if len(known) < 2 or not any(known):
+            return  # nothing to compare: one figure, or all zero (free local models)
         top = max(known) or 1.0
         grid = Table.grid(padding=(0, 1))
         for _ in range(3):
@@ -180,10 +183,12 @@ def _bars(report: Report) -> None:
                 grid.add_row(Text(model.name), Text("unknown", style="dim"), Text(""))
                 continue
             cells = max(1, round(BAR_WIDTH * value / top)) if value > 0 else 0
-            grid.add_row(Text(model.name), Text("█" * cells or "▏", style="cyan"), Text(unit.format(value)))
+            grid.add_row(Text(model.name), Text("█" * cells or "▏", style="cyan"), Text(show(value)))
         output.section_break()
         output.out().print(Text(title, style="table.title"))
         output.out().print(grid)
 
-    draw("Whole call (median)", [(m, m.total_s.median if m.total_s else None) for m in report.models], "{:,.2f} s")
-    draw("Cost per call", [(m, m.cost_per_call_usd) for m in report.models], "${:,.6f}")
+    draw(
+        "Whole call (median)", [(m, m.total_s.median if m.total_s else None) for m in report.models], "{:,.2f} s".format
+    )
+    draw("Cost per call", [(m, m.cost_per_call_usd) for m in report.models], format_cost)

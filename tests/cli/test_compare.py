@@ -115,7 +115,7 @@ output_price_per_mtok = 10.0
 
 def test_hosted_models_run_at_the_same_time(run_llmctl: Run, oai: OpenAIServer, config_file: Path) -> None:
     config_file.write_text(config_file.read_text() + PRICED)
-    delay = 1.0
+    delay = 1.5
     oai.add(Slow(delay, Reply(text="Paris.", usage=(12, 2))), Slow(delay, Reply(text="Paris.", usage=(12, 2))))
     result = run_llmctl("compare", "-m", "mini", "-m", "big", "Capital of France?", "--json")
     assert result.exit_code == 0, result.stderr
@@ -124,7 +124,7 @@ def test_hosted_models_run_at_the_same_time(run_llmctl: Run, oai: OpenAIServer, 
     spans = [(row.ts, row.ts + (row.total_s or 0.0)) for row in ledger_rows()]
     assert len(spans) == 2 and all(end - start >= delay for start, end in spans)
     overlap = min(end for _, end in spans) - max(start for start, _ in spans)
-    assert overlap > delay / 2, f"the calls did not run at the same time: {spans}"
+    assert overlap > delay / 4, f"the calls did not run at the same time: {spans}"  # one after the other: <= 0
     mini, full = report(result)["models"]
     assert mini["total_s"]["median"] >= delay and full["total_s"]["median"] >= delay
     assert (mini["input_tokens"], mini["output_tokens"], mini["token_source"]) == (12, 2, "provider")

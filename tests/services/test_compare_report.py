@@ -156,3 +156,13 @@ def test_an_answer_with_a_fence_cannot_break_out_of_its_block() -> None:
     entry.calls.append(_call("m", "```\nrm -rf /\n```", 0.1, 0.2, Usage(1, 1, CountSource.EXACT), 0.0))
     text = markdown_text(summarize(Comparison([entry], [CASE], runs=1)))
     assert "````\n```\nrm -rf /\n```\n````" in text
+
+
+def test_a_tie_marks_nobody() -> None:
+    entries = []
+    for name in ("a", "b"):
+        entry = ModelEntry(name, name, provider="hf", local=True)
+        entry.calls.append(_call(name, "Paris", 0.1, 0.5, Usage(1, 1, CountSource.EXACT), 0.0))
+        entries.append(entry)
+    report = summarize(Comparison(entries, [CASE], runs=1))
+    assert [(m.fastest, m.cheapest) for m in report.models] == [(False, False), (False, False)]

@@ -110,13 +110,15 @@ def memory_cell(model: ModelSummary) -> str | None:
         return "hosted" if model.provider is not None else None
     if memory is None:
         return None
-    size = (
-        f"{memory.needed_bytes / 2**30:,.1f} GiB"
-        if memory.needed_bytes >= 2**30
-        else f"{memory.needed_bytes / 2**20:,.0f} MiB"
-    )
+    size = _size(memory.needed_bytes)
     verdict = {True: "fits", False: "does not fit", None: "fit unknown"}[memory.fits]
     return f"{size} {memory.precision}, {verdict}"
+
+
+def _size(count: int) -> str:
+    if count >= 2**30:
+        return f"{count / 2**30:,.1f} GiB"
+    return f"{count / 2**20:,.0f} MiB" if count >= 10 * 2**20 else f"{count / 2**20:,.1f} MiB"
 
 
 def model_cell(model: ModelSummary) -> str:

@@ -188,15 +188,24 @@ def _total(values: Iterable[int | None]) -> int | None:
 
 
 def _mark_best(models: list[ModelSummary]) -> list[ModelSummary]:
-    """Mark the fastest (median whole call) and the cheapest (per call) among models that answered."""
+    """Mark the fastest (median whole call) and the cheapest (per call) among models that answered.
+
+    Only a clear winner is marked: with fewer than two models to rank, or a tie (two free local
+    models), nobody is.
+    """
     from dataclasses import replace
 
     answered = [m for m in models if m.ok_calls]
-    timed = [m for m in answered if m.total_s is not None]
-    priced = [m for m in answered if m.cost_per_call_usd is not None]
-    fastest = min(timed, key=lambda m: m.total_s.median if m.total_s else 0.0) if len(timed) > 1 else None
-    cheapest = min(priced, key=lambda m: m.cost_per_call_usd or 0.0) if len(priced) > 1 else None
+    fastest = _only_lowest([(m, m.total_s.median) for m in answered if m.total_s is not None])
+    cheapest = _only_lowest([(m, m.cost_per_call_usd) for m in answered if m.cost_per_call_usd is not None])
     return [replace(m, fastest=m is fastest, cheapest=m is cheapest) for m in models]
+
+
+def _only_lowest(ranked: list[tuple[ModelSummary, float]]) -> ModelSummary | None:
+    if len(ranked) < 2:
+        return None
+    ranked = sorted(ranked, key=lambda pair: pair[1])
+    return ranked[0][0] if ranked[0][1] < ranked[1][1] else None
 
 
 # -- JSON ------------------------------------------------------------------------------------------------------
