@@ -44,7 +44,7 @@ def _model_table(report: Report) -> None:
         output.Column("first token", justify="right", no_wrap=True),
         output.Column("total", justify="right", no_wrap=True),
         output.Column("out tok/s", justify="right", no_wrap=True),
-        output.Column("tokens in/out"),
+        output.Column("tokens in/out", no_wrap=True),
         output.Column("cost/call", justify="right", no_wrap=True),
         output.Column("per 1,000", justify="right", no_wrap=True),
     ]
@@ -53,7 +53,7 @@ def _model_table(report: Report) -> None:
     if with_checks:
         columns.append(output.Column("pass rate", justify="right"))
     if with_memory:
-        columns.append(output.Column("memory"))
+        columns.append(output.Column("memory", no_wrap=True))
     columns.append(output.Column("status"))
     rows = []
     for m in report.models:
@@ -73,7 +73,9 @@ def _model_table(report: Report) -> None:
         row.append(m.status)
         rows.append(row)
     runs = report.comparison.runs
-    title = f"Comparison of {len(report.models)} models" + (f", {runs} runs each (median, min-max)" if runs > 1 else "")
+    several = any(m.total_s is not None and m.total_s.count > 1 for m in report.models)
+    title = f"Comparison of {len(report.models)} models" + (f", {runs} runs of each case" if runs > 1 else "")
+    title += "; times are the median over a model's calls (min-max)" if several else ""
     if output.stdout_is_terminal() and output.out().width < NARROW_TABLE:
         # Too narrow for a column per figure (each would fold letter by letter): one block per model.
         output.out().print(title, style="table.title", soft_wrap=False)

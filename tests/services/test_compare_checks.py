@@ -61,3 +61,8 @@ def test_a_failed_call_fails_every_check_with_its_error() -> None:
 def test_no_checks_is_empty_and_checks_nothing() -> None:
     assert Checks().empty
     assert run_checks(Checks(), "anything", 1) == []
+
+
+def test_checks_are_described_as_written() -> None:
+    checks = Checks(contains=("Paris",), regex=r"\b12\b", equals="a\nb", json=True, max_tokens=9)
+    assert checks.describe() == ['contains "Paris"', r'regex "\b12\b"', r'equals "a\nb"', "json", "max_tokens 9"]

@@ -212,4 +212,5 @@ def _max_tokens(limit: int, output_tokens: int | None) -> CheckResult:
 
 def _quote(text: str) -> str:
     shown = text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
-    return json.dumps(shown, ensure_ascii=False)
+    # Quoted as written (a regex's backslashes stay single); only line breaks are spelled out.
+    return '"' + shown.replace("\n", "\\n").replace("\r", "\\r") + '"'
