@@ -357,3 +357,40 @@ def test_ctrl_c_ends_every_call_records_it_and_exits_130(
     rows = ledger_rows()
     assert sorted((row.model, row.status) for row in rows) == [("big", "interrupted"), ("mini", "interrupted")]
     assert all((row.total_s or 0) < 5 for row in rows)
+
+
+def test_piped_output_of_a_suite_is_plain_text(run_llmctl: Run, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text(SUITE)
+    result = run_llmctl("compare", "-m", "demo", "--cases", str(cases))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].split("\t") == [
+        "model", "first token", "total", "out tok/s", "tokens in/out", "cost/call", "per 1,000", "pass rate",
+        "memory", "status",
+    ]  # fmt: skip
+    assert "case\tchecks\tdemo\tall\n" in result.stdout
+    assert 'france\tcontains "Paris"\t1/1\t100% (1/1)\n' in result.stdout
+    assert "=== france ===\n--- demo ---\nThe capital of France is Paris.\n" in result.stdout
+    assert "=== sum ===\n--- demo ---\n7 + 5 = 12.\n" in result.stdout
+    assert "\x1b" not in result.stdout and "█" not in result.stdout  # no colours, no bars in a pipe
+
+
+@pytest.mark.parametrize(
+    ("flag", "start"),
+    [
+        ("--csv", "model,provider,status,first_token_s,total_s,output_tokens_per_s,input_tokens,output_tokens,"),
+        ("--markdown", "# Model comparison\n\n| Model | First token | Total |"),
+        ("--json", '{\n  "runs": 1,\n  "interrupted": false,\n  "models": ['),
+    ],
+)
+def test_share_formats_from_the_command(run_llmctl: Run, flag: str, start: str) -> None:
+    result = run_llmctl("compare", "-m", "demo", "What is the capital of France?", flag)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(start)
+    assert "The capital of France is Paris." in result.stdout or flag == "--csv"
+
+
+def test_fail_under_without_checks_says_it_judges_nothing(run_llmctl: Run) -> None:
+    result = run_llmctl("compare", "-m", "demo", "Hello", "--fail-under", "0.5")
+    assert result.exit_code == 0, result.stderr
+    assert "--fail-under has nothing to judge: no case has checks." in result.stderr
