@@ -41,7 +41,7 @@ def compare(
     ] = None,
     models: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="A model to compare (repeat: -m demo -m gpt -m claude)."),
+        typer.Option("--model", "-m", metavar="MODEL", help="A model to compare (repeat: -m demo -m gpt -m claude)."),
     ] = None,
     system: SystemOpt = None,
     temperature: TemperatureOpt = None,
@@ -54,7 +54,13 @@ def compare(
     runs: Annotated[int, typer.Option("--runs", "-n", min=1, max=100, help="Run each case N times.")] = 1,
     fail_under: Annotated[
         float | None,
-        typer.Option("--fail-under", min=0.0, max=1.0, help="Exit 1 when a model's pass rate is below RATE (0-1)."),
+        typer.Option(
+            "--fail-under",
+            min=0.0,
+            max=1.0,
+            metavar="RATE",
+            help="Exit 1 when a model's pass rate is below RATE (0-1).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the table as CSV.")] = False,
@@ -79,7 +85,7 @@ def compare(
     Example: llmctl compare -m demo -m openai/gpt-4o-mini --cases cases.toml --runs 3
     """
     from llmctl.errors import UsageError
-    from llmctl.services.compare.cases import load_cases
+    from llmctl.services.compare.cases import load_cases, with_default_system
     from llmctl.services.compare.judge import judge_calls, resolve_judges
     from llmctl.services.compare.report import summarize
     from llmctl.services.compare.run import CompareOptions, prepare_models, run_comparison, single_case
@@ -94,7 +100,7 @@ def compare(
     if cases is not None:
         if prompt is not None:
             raise UsageError("Give either a PROMPT or --cases, not both.", hint="Add the prompt to the cases file.")
-        suite = load_cases(cases)
+        suite = with_default_system(load_cases(cases), system)
     else:
         piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
         suite = [single_case(compose_prompt(prompt, piped), system)]

@@ -394,3 +394,12 @@ def test_fail_under_without_checks_says_it_judges_nothing(run_llmctl: Run) -> No
     result = run_llmctl("compare", "-m", "demo", "Hello", "--fail-under", "0.5")
     assert result.exit_code == 0, result.stderr
     assert "--fail-under has nothing to judge: no case has checks." in result.stderr
+
+
+def test_system_flag_is_the_default_for_cases_without_one(run_llmctl: Run, oai: OpenAIServer, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[cases]]\nprompt = "One"\n\n[[cases]]\nprompt = "Two"\nsystem = "Own system."\n')
+    result = run_llmctl("compare", "-m", "openai/gpt-4o-mini", "--cases", str(cases), "-s", "Flag system.")
+    assert result.exit_code == 0, result.stderr
+    systems = [r.json["messages"][0]["content"] for r in oai.requests_to("/v1/chat/completions")]
+    assert systems == ["Flag system.", "Own system."]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,13 @@ def load_cases(path: Path) -> list[Case]:
         raise UsageError(f"{path}: no cases.", hint='Add one: [[cases]] with prompt = "..." (see cases.toml).')
     _check_unique_names(path, cases)
     return cases
+
+
+def with_default_system(cases: list[Case], system: str | None) -> list[Case]:
+    """``-s`` with a suite: the system prompt of every case that has none of its own."""
+    if not system:
+        return cases
+    return [case if case.system else replace(case, system=system) for case in cases]
 
 
 def _from_toml(path: Path, text: str) -> list[Case]:
