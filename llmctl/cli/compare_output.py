@@ -123,6 +123,8 @@ def _answer_text(entry: ModelEntry, case: str) -> tuple[str, bool]:
     call = _first_call(entry, case)
     if call is None:
         return f"(not run: {entry.error})" if entry.error else "(not run)", True
+    if call.outcome.error == "interrupted":
+        return "(interrupted)" + (f"\n\n{call.outcome.text}" if call.outcome.text else ""), True
     if not call.ok:
         return f"(error: {call.outcome.error})" + (f"\n\n{call.outcome.text}" if call.outcome.text else ""), True
     failed = [check for check in call.checks if not check.passed]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -403,3 +404,18 @@ def test_system_flag_is_the_default_for_cases_without_one(run_llmctl: Run, oai: 
     assert result.exit_code == 0, result.stderr
     systems = [r.json["messages"][0]["content"] for r in oai.requests_to("/v1/chat/completions")]
     assert systems == ["Flag system.", "Own system."]
+
+
+@pytest.mark.slow
+def test_ctrl_c_does_not_wait_for_a_silent_server(oai: OpenAIServer, config_file: Path, isolated_home: Path) -> None:
+    oai.default = Slow(math.inf)  # the server never answers; the client's timeout is 10 s
+    term = _terminal(config_file, isolated_home, 120, "-m", "openai/gpt-4o-mini", "-m", "openai/gpt-4o", "Hi")
+    deadline = time.monotonic() + 20
+    while len(oai.requests_to("/v1/chat/completions")) < 2 and time.monotonic() < deadline:
+        term._pump(0.1)
+    interrupted = time.monotonic()
+    term.interrupt()
+    assert term.finish(timeout_s=20) == 130, term.text()
+    assert time.monotonic() - interrupted < 5
+    assert sorted(row.status for row in ledger_rows()) == ["interrupted", "interrupted"]
+    assert "(interrupted)" in term.text()

@@ -82,6 +82,8 @@ class ModelSummary:
     def status(self) -> str:
         if self.ok_calls == self.planned_calls:
             return "ok"
+        if self.error == "interrupted":
+            return f"interrupted ({self.ok_calls}/{self.planned_calls} ok)" if self.ok_calls else "interrupted"
         if self.ok_calls == 0:
             return f"error: {self.error}" if self.error else "not run"
         return f"{self.ok_calls}/{self.planned_calls} ok: {self.error}" if self.error else f"{self.ok_calls} ok"

@@ -56,10 +56,13 @@ def run_one(
     ignore_budget: bool = False,
     prompt_text: str | None = None,
     stop: threading.Event | None = None,
+    detach_on_stop: bool = False,
 ) -> CallOutcome:
     """One call, the way every command makes one: check the budget, run, record in the ledger.
 
     Recording happens whatever the call's end (ok, error, interrupted by ``stop``), once.
+    ``detach_on_stop`` (hosted models): the answer is read on a daemon thread, so ``stop`` ends the
+    call at once even while the server is silent, instead of at the client's timeout.
     """
     try:
         warnings = check_budget(settings, resolved, ignore=ignore_budget)
@@ -67,23 +70,53 @@ def run_one(
         return CallOutcome(None, None, error=exc.message, cannot_start=True)
     run = GenerationRun(provider, request)
     try:
-        for _ in run.deltas():
-            if stop is not None and stop.is_set():
-                run.interrupted()
-                break
-    except LlmctlError:
-        pass  # the run holds the error; recorded below like any other end
+        if detach_on_stop and stop is not None:
+            _read_detached(run, stop)
+        else:
+            _read(run, stop)
     finally:
         result = run.result()
         accounting = record_call(result, resolved, settings=settings, command=command, prompt_text=prompt_text)
     notes = tuple(warnings) + ((accounting.warning,) if accounting.warning else ())
     error = None
-    if result.error is not None:
-        error = result.error.message
-    elif result.status is RunStatus.INTERRUPTED:
+    if result.status is RunStatus.INTERRUPTED:
         error = "interrupted"
+    elif result.error is not None:
+        error = result.error.message
     cannot_start = isinstance(result.error, _CANNOT_START)
     return CallOutcome(result, accounting.cost_usd, notes, error, cannot_start)
+
+
+def _read(run: GenerationRun, stop: threading.Event | None) -> None:
+    """Read the answer to its end (the run keeps the text, and any error); ``stop`` ends it between pieces."""
+    try:
+        for _ in run.deltas():
+            if stop is not None and stop.is_set():
+                break  # closing the stream marks the run interrupted
+    except LlmctlError:
+        pass  # held by the run, recorded with it
+
+
+def _read_detached(run: GenerationRun, stop: threading.Event) -> None:
+    """``_read`` on a daemon thread; on ``stop`` the run ends as interrupted without waiting for it."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def pump() -> None:
+        try:
+            _read(run, stop)
+        except BaseException as exc:  # a bug: re-raised in the lane below
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=pump, name="compare-call", daemon=True).start()
+    while not done.wait(0.05):
+        if stop.is_set():
+            run.interrupted()
+            return
+    if failure:
+        raise failure[0]
 
 
 @dataclass(frozen=True)
@@ -198,7 +231,7 @@ def run_comparison(
 
 
 def _wait_interruptibly(futures: list[Future[None]], stop: threading.Event) -> None:
-    """Wait for the lanes; Ctrl-C sets ``stop`` so each lane ends its call, then keeps waiting."""
+    """Wait for the lanes; Ctrl-C sets ``stop``, so each lane ends its call (recorded) and makes no more."""
     pending = set(futures)
     while pending:
         try:
@@ -237,6 +270,8 @@ def _run_model(
                     ignore_budget=options.ignore_budget,
                     prompt_text=case.prompt,
                     stop=stop,
+                    # A local model stops between tokens; a detached torch thread would abort the process at exit.
+                    detach_on_stop=not entry.local,
                 )
                 warnings.extend(outcome.warnings)
                 call = _checked(Call(entry.name, case.name, run, outcome), case)
