@@ -107,7 +107,9 @@ def compare(
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     judges = resolve_judges(suite, settings)
     entries = prepare_models(list(dict.fromkeys(models)), settings)
-    options = CompareOptions(params, runs=runs, ignore_budget=ignore_budget)
+    given = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
+    flags = frozenset(name for name, value in given.items() if value is not None)
+    options = CompareOptions(params, runs=runs, ignore_budget=ignore_budget, flags=flags)
     _preflight(entries, suite, options, yes=yes)
 
     total = len(entries) * len(suite) * runs

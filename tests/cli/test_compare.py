@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,16 @@ def test_system_flag_is_the_default_for_cases_without_one(run_llmctl: Run, oai: 
     assert result.exit_code == 0, result.stderr
     systems = [r.json["messages"][0]["content"] for r in oai.requests_to("/v1/chat/completions")]
     assert systems == ["Flag system.", "Own system."]
+
+
+def test_a_setting_a_model_does_not_take_is_named(run_llmctl: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.wire.anthropic_server import AnthropicServer
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with AnthropicServer(api_key=KEY) as server:
+        config = Path(os.environ["LLMCTL_CONFIG"])
+        config.write_text(f'[providers.anthropic]\nbase_url = "{server.base_url}"\ntimeout = 10\nmax_retries = 0\n')
+        result = run_llmctl("compare", "-m", "anthropic/claude-haiku-4-5", "-m", "demo", "Hi", "--temperature", "0.2")
+    assert result.exit_code == 0, result.stderr
+    assert "anthropic/claude-haiku-4-5 does not take --temperature; ignored for it." in result.stderr
+    assert "demo does not take" not in result.stderr

@@ -18,9 +18,17 @@ def test_lines_with_a_ceiling() -> None:
         "  gpt: 6 calls, 90 input tokens (exact): $0.000013 input + at most $0.000036 output (--max-tokens 10)",
         "  claude: 6 calls, 96 input tokens (provider): $0.000288 input + at most $0.000900 output (--max-tokens 10)",
         "  vllm: 6 calls, 88 input tokens (estimate): no price, cost unknown",
-        "  Total: at most $0.001238",
+        "  Total: at most $0.001238 for the priced models",
     ]
     assert estimate.at_most_usd == pytest.approx(0.0000135 + 0.000036 + 0.000288 + 0.0009)
+
+
+def test_nothing_priced_is_unknown_not_zero() -> None:
+    lines = CostEstimate([UNPRICED, ModelEstimate("one", 1, 1, "exact", None, None)], max_tokens=10).lines()
+    assert lines[-2:] == [
+        "  one: 1 call, 1 input token (exact): no price, cost unknown",
+        "  Total: unknown (no price for any of them)",
+    ]
 
 
 def test_without_max_tokens_output_has_no_ceiling() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from llmctl.domain import plural
 from llmctl.errors import LlmctlError
 from llmctl.services.accounting import format_cost
 from llmctl.services.compare.cases import Case
@@ -64,7 +65,7 @@ class CostEstimate:
         """The estimate in words, one line per model and a total."""
         shown = [f"Estimated cost before running ({_calls(self)}; judge calls not included):"]
         for m in self.models:
-            head = f"  {m.model}: {m.calls} calls, {m.input_tokens:,} input tokens ({m.token_source})"
+            head = f"  {m.model}: {plural(m.calls, 'call')}, {plural(m.input_tokens, 'input token')} ({m.token_source})"
             if m.input_usd is None:
                 shown.append(f"{head}: no price, cost unknown")
                 continue
@@ -73,11 +74,15 @@ class CostEstimate:
             else:
                 output = f"at most {format_cost(m.output_usd_at_most)} output (--max-tokens {self.max_tokens})"
             shown.append(f"{head}: {format_cost(m.input_usd)} input + {output}")
+        priced = [m for m in self.models if m.priced]
+        part = "" if len(priced) == len(self.models) else " for the priced models"
         ceiling = self.at_most_usd
-        if ceiling is not None:
-            shown.append(f"  Total: at most {format_cost(ceiling)}")
+        if not priced:
+            shown.append("  Total: unknown (no price for any of them)")
+        elif ceiling is not None:
+            shown.append(f"  Total: at most {format_cost(ceiling)}{part}")
         else:
-            shown.append(f"  Total: at least {format_cost(self.at_least_usd)}, output not bounded")
+            shown.append(f"  Total: at least {format_cost(self.at_least_usd)}{part}, output not bounded")
         return shown
 
 

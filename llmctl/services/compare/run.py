@@ -158,6 +158,7 @@ class CompareOptions:
     params: GenerationParams
     runs: int = 1
     ignore_budget: bool = False
+    flags: frozenset[str] = frozenset()  # the GenerationParams fields the user set by flag (not by config)
 
 
 @dataclass
@@ -256,6 +257,7 @@ def _run_model(
     except LlmctlError as exc:
         entry.error = exc.message
         return warnings
+    warnings.extend(ignored_params_warning(provider, entry.name, options.flags))
     try:
         for case in cases:
             for run in range(1, options.runs + 1):
@@ -286,6 +288,14 @@ def _run_model(
     finally:
         provider.close()
     return warnings
+
+
+def ignored_params_warning(provider: Provider, model: str, flags: frozenset[str]) -> list[str]:
+    """Say so when a flag the user set does not reach this model (Anthropic's API takes no temperature):
+    the comparison then differs in more than the model."""
+    ignored: frozenset[str] = getattr(provider, "ignored_params", frozenset())
+    names = [f"--{name.replace('_', '-')}" for name in sorted(ignored & flags)]
+    return [f"{model} does not take {', '.join(names)}; ignored for it."] if names else []
 
 
 def _checked(call: Call, case: Case) -> Call:
