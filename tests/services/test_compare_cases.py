@@ -59,6 +59,7 @@ TOML_ERRORS = [
     ("[[cases]]\nprompt = 3\n", "cases[1].prompt: Input should be a valid string"),
     ('[[cases]]\nprompt = "x"\nchecks = { judge = { model = "demo" } }\n', "cases[1].checks.judge.rubric: missing"),
     ("case = 1\n", ":1: case: unknown key"),
+    ('[cases]\nprompt = "x"\n', ":1: cases: write each case as a [[cases]] table"),
     ('[[cases]]\nprompt = "x\n', "invalid TOML"),
     ("", "no cases"),
     ('[[cases]]\nname = "a"\nprompt = "x"\n[[cases]]\nname = "a"\nprompt = "y"\n', "two cases are named 'a'"),
