@@ -173,6 +173,9 @@ def _exit(report: Report, fail_under: float | None) -> None:
         output.error(
             f"{plural(len(failed), 'model')} of {len(report.models)} failed: {', '.join(m.name for m in failed)}."
         )
+        for model in failed:
+            if model.hint:
+                output.status(f"{model.name}: {model.hint}")
     below = report.below(fail_under) if fail_under is not None else []
     for model in below:
         output.error(

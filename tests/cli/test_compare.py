@@ -12,7 +12,10 @@ import pytest
 
 from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
+from tests.test_hostile_security import ALIAS, MARKER, trap
 from tests.wire.openai_server import Fault, OpenAIServer, Reply, Slow
+
+__all__ = ["trap"]  # a fixture: a folder named like a repo id, whose Python must never run
 
 Run = Callable[..., CliResult]
 KEY = "sk-test-compare-0123456789"
@@ -339,3 +342,17 @@ def test_a_setting_a_model_does_not_take_is_named(run_llmctl: Run, monkeypatch: 
     assert result.exit_code == 0, result.stderr
     assert "anthropic/claude-haiku-4-5 does not take --temperature; ignored for it." in result.stderr
     assert "demo does not take" not in result.stderr
+
+
+def test_a_repo_id_never_loads_the_folder_of_that_name_here(
+    run_llmctl: Run, config_file: Path, trap: Path, tmp_path: Path
+) -> None:
+    config_file.write_text(ALIAS)
+    result = run_llmctl("compare", "-m", "phi", "-m", "demo", "What is the capital of France?", "--json")
+    assert not (tmp_path / MARKER).exists(), "the folder's Python ran"
+    assert result.exit_code == 1
+    phi, demo = report(result)["models"]
+    assert phi["error"] == "Model 'microsoft/phi-2' is not in the local Hugging Face cache."
+    assert "llmctl models download microsoft/phi-2" in phi["hint"] and phi["memory"] is None
+    assert "phi: " in result.stderr and "llmctl models download microsoft/phi-2" in result.stderr
+    assert demo["status"] == "ok"

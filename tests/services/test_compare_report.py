@@ -65,6 +65,7 @@ def test_json_exactly_for_one_model() -> None:
         "local": False,
         "status": "ok",
         "error": None,
+        "hint": None,
         "calls": 1,
         "ok_calls": 1,
         "first_token_s": {"median": 0.1, "min": 0.1, "max": 0.1, "count": 1},

@@ -54,6 +54,7 @@ class ModelSummary:
     ok_calls: int
     planned_calls: int
     error: str | None  # the model's error (it could not run), or the first failed call's
+    hint: str | None  # how to fix that error, when it says
     first_token_s: Spread | None
     total_s: Spread | None
     output_tokens_per_s: Spread | None
@@ -147,6 +148,7 @@ def _model_summary(entry: ModelEntry, planned: int, checked: int) -> ModelSummar
         ok_calls=len(ok),
         planned_calls=planned,
         error=entry.error or first_error,
+        hint=entry.hint if entry.error else next((c.outcome.hint for c in calls if c.outcome.error), None),
         first_token_s=spread(_timing(call, "first_token_s") for call in ok),
         total_s=spread(_timing(call, "total_s") for call in ok),
         output_tokens_per_s=spread(_rate(call) for call in ok),
@@ -244,6 +246,7 @@ def _model_json(model: ModelSummary) -> dict[str, Any]:
         "local": model.local,
         "status": model.status,
         "error": model.error,
+        "hint": model.hint,
         "calls": model.calls,
         "ok_calls": model.ok_calls,
         "first_token_s": stat(model.first_token_s),

@@ -40,6 +40,7 @@ class CallOutcome:
     warnings: tuple[str, ...] = ()
     error: str | None = None
     cannot_start: bool = False  # the model cannot answer any call (no key, not downloaded, budget spent)
+    hint: str | None = None  # how to fix the error, when it says
 
     @property
     def text(self) -> str:
@@ -67,7 +68,7 @@ def run_one(
     try:
         warnings = check_budget(settings, resolved, ignore=ignore_budget)
     except LlmctlError as exc:
-        return CallOutcome(None, None, error=exc.message, cannot_start=True)
+        return CallOutcome(None, None, error=exc.message, cannot_start=True, hint=exc.hint)
     run = GenerationRun(provider, request)
     try:
         if detach_on_stop and stop is not None:
@@ -84,7 +85,8 @@ def run_one(
     elif result.error is not None:
         error = result.error.message
     cannot_start = isinstance(result.error, _CANNOT_START)
-    return CallOutcome(result, accounting.cost_usd, notes, error, cannot_start)
+    hint = None if result.error is None else result.error.hint
+    return CallOutcome(result, accounting.cost_usd, notes, error, cannot_start, hint)
 
 
 def _read(run: GenerationRun, stop: threading.Event | None) -> None:
@@ -149,6 +151,7 @@ class ModelEntry:
     local: bool = False
     resolved: ResolvedModel | None = None
     error: str | None = None  # why it could not run at all (or stopped: the first failure to start)
+    hint: str | None = None  # how to fix that
     memory: MemoryFit | None = None
     calls: list[Call] = field(default_factory=list)
 
@@ -180,7 +183,7 @@ def prepare_models(references: Sequence[str], settings: Settings) -> list[ModelE
         try:
             resolved = resolve(reference, settings)
         except LlmctlError as exc:
-            entry.error = exc.message
+            entry.error, entry.hint = exc.message, exc.hint
         else:
             entry.resolved, entry.name, entry.provider = resolved, resolved.display_name, resolved.provider_name
             entry.local = resolved.kind == LOCAL_KIND
@@ -255,7 +258,7 @@ def _run_model(
     try:
         provider = opener(entry.resolved)
     except LlmctlError as exc:
-        entry.error = exc.message
+        entry.error, entry.hint = exc.message, exc.hint
         return warnings
     warnings.extend(ignored_params_warning(provider, entry.name, options.flags))
     try:
@@ -283,7 +286,7 @@ def _run_model(
                 if outcome.cannot_start:
                     # A model that cannot start (no key, not downloaded, budget spent) fails every call
                     # the same way: one failed call says so, without a ledger row for each case.
-                    entry.error = outcome.error
+                    entry.error, entry.hint = outcome.error, outcome.hint
                     return warnings
     finally:
         provider.close()
