@@ -18,6 +18,7 @@ from llmctl.domain import GenerationParams, GenerationRequest
 from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.registry import open_provider, resolve
+from llmctl.services import hardware
 from llmctl.services.accounting import record_call
 from llmctl.services.budget import check_budget
 from llmctl.services.compare.cases import Case
@@ -178,6 +179,7 @@ class Comparison:
 def prepare_models(references: Sequence[str], settings: Settings) -> list[ModelEntry]:
     """Resolve every ``-m``; one that cannot be resolved keeps its error and the others still run."""
     entries = []
+    machine: hardware.Hardware | None = None  # looked at once, and only when a local model is compared
     for reference in references:
         entry = ModelEntry(reference=reference, name=reference)
         try:
@@ -188,7 +190,8 @@ def prepare_models(references: Sequence[str], settings: Settings) -> list[ModelE
             entry.resolved, entry.name, entry.provider = resolved, resolved.display_name, resolved.provider_name
             entry.local = resolved.kind == LOCAL_KIND
             if entry.local:
-                entry.memory = memory_fit(resolved)
+                machine = machine or hardware.detect()
+                entry.memory = memory_fit(resolved, machine)
         entries.append(entry)
     return entries
 
