@@ -85,6 +85,10 @@ class _HostedProviderSettings(_Strict):
     api_key_env: str | None = None
     api_key_cmd: str | None = None
     timeout: float = Field(default=60.0, gt=0, le=TIMEOUT_MAX_S)
+    # Seconds a stream may go on without answer text (pings and SSE comments do not count); unset: timeout.
+    idle_timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX_S)
+    # Seconds for the whole call, retries included; unset: no limit.
+    total_timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX_S)
     max_retries: int = Field(default=2, ge=0, le=100)
     input_price_per_mtok: float | None = Field(default=None, ge=0)
     output_price_per_mtok: float | None = Field(default=None, ge=0)

@@ -6,10 +6,10 @@ Nothing here imports a third-party library: these types cross every boundary
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import astuple, dataclass, field, replace
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 
@@ -56,11 +56,18 @@ class GenerationParams:
     max_tokens: int | None = None
     seed: int | None = None
 
+    def or_defaults(self, defaults: GenerationParams) -> GenerationParams:
+        """These params, with ``defaults``' value wherever this one is ``None``."""
+        pairs = zip(astuple(self), astuple(defaults), strict=True)
+        return GenerationParams(*(mine if mine is not None else fallback for mine, fallback in pairs))
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
     messages: tuple[Message, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
+    response_schema: Mapping[str, Any] | None = None  # the answer must be JSON valid for this schema
+    stream: bool = True  # False: ask a hosted API for the whole answer in one response (--no-stream)
 
 
 @dataclass(frozen=True)

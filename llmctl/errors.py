@@ -86,3 +86,14 @@ class ProviderError(LlmctlError):
 
 class AuthenticationError(ProviderError):
     """An API key is missing or was rejected."""
+
+
+class OutputError(LlmctlError):
+    """Standard output refused the answer: closed, or its disk full."""
+
+    @classmethod
+    def closed(cls) -> OutputError:
+        return cls(
+            "Standard output is closed; the answer would have nowhere to go, so no call was made.",
+            hint="Redirect it instead: > answer.txt, or > /dev/null to discard it.",
+        )

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import bench, chat, compare, config, generate, models, tokens, usage
+from llmctl.cli import bench, chat, compare, completion, config, generate, models, tokens, usage
 from llmctl.cli.options import AppState
 from llmctl.cli.stdio import (
     GuardedStdout,
@@ -68,6 +68,7 @@ app.command("usage")(usage.usage)
 app.add_typer(tokens.app, name="tokens")
 app.command("bench")(bench.bench)
 app.command("compare")(compare.compare)
+app.command("completion")(completion.completion)
 
 
 def main() -> None:
@@ -101,20 +102,24 @@ def main() -> None:
 def _run(guard: GuardedStdout) -> int:
     """Run the app; the exit code it ends with (an error already printed as one line)."""
     from llmctl.errors import LlmctlError
+    from llmctl.services import interrupts
 
     debug = os.environ.get("LLMCTL_DEBUG") == "1"
+    interrupts.install()  # SIGTERM/SIGHUP end a call like Ctrl-C: the text so far kept, the call recorded
     try:
         reject_undecodable_arguments(sys.argv[1:])
+        completion.enable_if_requested()
         app(prog_name="llmctl")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = interrupts.termination_exit_code(exc.code)
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except LlmctlError as exc:
         if debug:
             raise
         _print_error(exc.message, exc.hint)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupts.exit_code(exc)
     except Exception as exc:  # a bug, not a user error: say so briefly
         if guard.failure is not None:
             return 1  # stdout failed and this is the consequence; main() reports it

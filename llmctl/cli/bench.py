@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import JsonOpt, app_state
+from llmctl.cli.options import IgnoreBudgetOpt, JsonOpt, app_state, complete_model_name
 from llmctl.domain import TOKENS_MAX
 
 if TYPE_CHECKING:
@@ -37,7 +37,14 @@ _LABELS = {
 
 def bench(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="Alias, PROVIDER/MODEL-ID, or a local model folder.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL",
+            help="Alias, PROVIDER/MODEL-ID, or a local model folder.",
+            autocompletion=complete_model_name,
+        ),
+    ],
     runs: Annotated[int, typer.Option("--runs", "-n", min=1, help="Timed runs.")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 1,
     prompt_tokens: Annotated[
@@ -50,8 +57,11 @@ def bench(
         Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
     ] = None,
     dtype: Annotated[DTypeChoice | None, typer.Option("--dtype", help="Local models: weight dtype.")] = None,
-    record: Annotated[bool, typer.Option("--record", help="Record the timed runs in the usage ledger.")] = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record every call (warm-ups too) in the usage ledger.")
+    ] = False,
     as_json: JsonOpt = False,
+    ignore_budget: IgnoreBudgetOpt = False,
 ) -> None:
     """Benchmark MODEL: load time, first token, prefill and decode speed, memory.
 
@@ -63,7 +73,7 @@ def bench(
     --record. Example: llmctl bench demo --runs 10 --json
     """
     from llmctl.providers.registry import resolve
-    from llmctl.services.bench import BenchOptions, record_runs, run_bench
+    from llmctl.services.bench import BenchOptions, run_bench
 
     options = BenchOptions(
         runs=runs,
@@ -76,11 +86,16 @@ def bench(
     settings = app_state(ctx).settings()
     resolved = resolve(model, settings)
     with output.err().status("Starting…") as progress:
-        report = run_bench(resolved, options, on_progress=lambda message: progress.update(f"{message}…"))
-    if record:
-        report, warnings = record_runs(report, resolved, settings)
-        for warning in warnings:
-            output.warning(warning)
+        report = run_bench(
+            resolved,
+            options,
+            on_progress=lambda message: progress.update(f"{message}…"),
+            settings=settings,
+            record=record,
+            ignore_budget=ignore_budget,
+        )
+    for warning in report.warnings:
+        output.warning(warning)
     if as_json:
         output.print_json(report.to_json())
         return
@@ -148,6 +163,8 @@ def _print_report(report: BenchReport) -> None:
     if report.peak_gpu_bytes is not None:
         details.append(("Peak GPU memory", _bytes(report.peak_gpu_bytes)))
     details.append(("Device", device))
+    if report.prompt_cache_note():
+        details.append(("Prompt cache", str(report.prompt_cache_note())))
     if report.recorded:
         details.append(("Ledger", f"{plural(report.recorded, 'call')} recorded as command 'bench' (warm-ups included)"))
     output.section_break()

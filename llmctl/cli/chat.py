@@ -18,10 +18,11 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
-from llmctl.errors import UsageError
+from llmctl.errors import OutputError, UsageError
 
 if TYPE_CHECKING:  # imported in chat(): `llmctl --help` should not pay for them
-    from llmctl.services.conversation_store import Conversation, ConversationStore
+    from llmctl.services.conversation import Conversation
+    from llmctl.services.conversation_store import ConversationStore
 
 
 def chat(
@@ -41,7 +42,9 @@ def chat(
         bool, typer.Option("--list", help="List saved conversations (id, model, turns, first line, date) and exit.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --list: print the list as JSON.")] = False,
-    no_save: Annotated[bool, typer.Option("--no-save", help="Do not save this conversation.")] = False,
+    no_save: Annotated[
+        bool, typer.Option("--no-save", help="Leave nothing on disk: no conversation file, no input history.")
+    ] = False,
     no_kv_cache: Annotated[
         bool, typer.Option("--no-kv-cache", help="Local models: process the whole history every turn.")
     ] = False,
@@ -92,6 +95,9 @@ def chat(
         opener=lambda resolved: open_chat_provider(resolved, kv_reuse=not no_kv_cache),
         ignore_budget=ignore_budget,
     )
+    if sys.stdout is None:  # started with stdout closed (`>&-`): replies would be lost
+        session.close()
+        raise OutputError.closed()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if interactive:
@@ -105,6 +111,10 @@ def chat(
         else:
             session.prepare()
             run_piped(session, sys.stdin.buffer, sys.stdout)
+    except BrokenPipeError:
+        # `llmctl chat ... | head -c 5`: the turn in flight is already recorded and saved; end quietly.
+        output.silence_stdout()
+        raise typer.Exit(0) from None
     finally:
         session.close()
 
@@ -116,10 +126,16 @@ def _conversation_to_resume(
         return store.load(conversation_id)
     if not resume_last:
         return None
-    latest = store.latest()
-    if latest is None:
+    latest = store.latest_readable()
+    if latest.skipped:
+        names = ", ".join(path.name for path in latest.skipped[:3]) + (" …" if len(latest.skipped) > 3 else "")
+        resumed = f"continuing {latest.conversation.id}" if latest.conversation else "none left to continue"
+        output.warning(
+            f"Skipped {len(latest.skipped)} newer saved conversation(s) that cannot be read ({names}); {resumed}."
+        )
+    if latest.conversation is None:
         raise UsageError("There is no saved conversation to continue.", hint="Start one with: llmctl chat")
-    return latest
+    return latest.conversation
 
 
 def _list(store: ConversationStore, *, as_json: bool) -> None:

@@ -18,7 +18,8 @@ from llmctl.domain import Usage, plural
 from llmctl.errors import UsageError
 from llmctl.services.accounting import format_cost
 from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
-from llmctl.services.conversation_store import Conversation, UsageTotals, export
+from llmctl.services.conversation import Conversation, UsageTotals
+from llmctl.services.conversation_export import export
 
 BLOCK_QUOTES = '"""'
 
@@ -211,9 +212,18 @@ def status_line(outcome: TurnOutcome, session: ChatSession) -> str:
     line = " · ".join(parts)
     line += f" │ conversation: {format_count(totals.input_tokens)} in, {format_count(totals.output_tokens)} out"
     price = session.price()
-    if price is None or not price.is_free:
-        line += f" · {format_cost(totals.cost_usd)}"
+    if price is None or not price.is_free or totals.turns_with_unknown_cost:
+        line += f" · {status_cost(totals)}"
     return line
+
+
+def status_cost(totals: UsageTotals) -> str:
+    """The conversation's cost so far; never "$0" for turns whose cost nobody knows."""
+    if totals.cost_usd is None:
+        return "cost unknown"
+    if totals.turns_with_unknown_cost:
+        return f"≥{format_cost(totals.cost_usd)} ({totals.turns_with_unknown_cost} turn(s) of unknown cost)"
+    return format_cost(totals.cost_usd)
 
 
 def recap(conversation: Conversation, console: Console, *, last: int = 3) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +23,7 @@ from llmctl.errors import LlmctlError
 from llmctl.paths import data_home
 from llmctl.services.chat_session import ChatSession, ChatTurn, TurnOutcome
 from llmctl.services.generation import decode_stdin
+from llmctl.services.interrupts import Terminated
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -41,9 +42,10 @@ def show_turn(
 ) -> TurnOutcome:
     """Stream one reply (Markdown on ``console``, or raw text to ``raw``); Ctrl-C stops only the reply.
 
-    The turn is finished (kept in the history, saved, recorded) whatever happened. In the
-    REPL a failure is printed and the chat goes on; piped, Ctrl-C and failures end the run
-    (re-raised after the turn is kept).
+    The turn is finished (kept in the history, saved, recorded) whatever ended it, before
+    anything else happens. In the REPL a failure is printed and the chat goes on; piped,
+    Ctrl-C and failures end the run (re-raised after the turn is kept). SIGTERM/SIGHUP, a
+    closed pipe and any unexpected exception end the chat in both.
     """
     if interactive is None:
         interactive = raw is None
@@ -57,8 +59,7 @@ def show_turn(
             captured.append(piece)
             yield piece
 
-    interrupted = False
-    failure: LlmctlError | None = None
+    stopped: BaseException | None = None
     try:
         if raw is not None:
             for piece in tracked():
@@ -66,42 +67,28 @@ def show_turn(
                 raw.flush()
         else:
             stream_markdown(tracked(), console, live=console.is_terminal)
-    except KeyboardInterrupt:
-        interrupted = True
-    except LlmctlError as exc:
-        failure = exc
-    finally:
-        _close(pieces)
-    if interrupted:
-        turn.interrupted()
+    except BaseException as exc:
+        stopped = exc
+    outcome = turn.finish(stopped)
+    for warning in outcome.warnings:
+        output.warning(warning)
+    if stopped is not None and not isinstance(stopped, (KeyboardInterrupt, LlmctlError)):
+        raise stopped  # a closed pipe, stdout full, a bug: the chat ends here
+    if isinstance(stopped, Terminated):
+        raise stopped
     text = "".join(captured)
     if raw is not None:
         if text and not text.endswith("\n"):
             raw.write("\n")
         raw.flush()
-    if interrupted and interactive:
-        console.print("[dim]\\[interrupted][/]", highlight=False)
-    outcome = turn.finish()
-    for warning in outcome.warnings:
-        output.warning(warning)
     if not interactive:
-        if interrupted:
-            raise KeyboardInterrupt
-        if failure is not None:
-            raise failure
-    elif failure is not None:
-        output.error(failure.message, failure.hint)
+        if stopped is not None:
+            raise stopped
+    elif isinstance(stopped, KeyboardInterrupt):
+        console.print("[dim]\\[interrupted][/]", highlight=False)
+    elif isinstance(stopped, LlmctlError):
+        output.error(stopped.message, stopped.hint)
     return outcome
-
-
-def _close(pieces: Generator[str, None, None]) -> None:
-    """Stop generating; a second Ctrl-C while it winds down must not lose the turn."""
-    for _ in range(3):
-        try:
-            pieces.close()
-            return
-        except KeyboardInterrupt:
-            continue
 
 
 # -- the terminal REPL --------------------------------------------------------------------------
@@ -142,18 +129,30 @@ def _completer() -> Any:
     return SlashCommands()
 
 
-def _prompt_session() -> Any:
+def _input_history(remember: bool) -> Any:
+    """Earlier input, kept across sessions in a file; only in memory with --no-save (nothing on disk)."""
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    if not remember:
+        return InMemoryHistory()
+    path = history_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # What people type can be private: readable by its owner only.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        output.warning(f"Input history not kept: cannot write {path}: {exc.strerror or exc}.")
+        return InMemoryHistory()
+    return FileHistory(str(path))
+
+
+def _prompt_session(*, remember: bool) -> Any:
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
     from prompt_toolkit.shortcuts import CompleteStyle
 
-    path = history_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        # What people type can be private: readable by its owner only.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     return PromptSession(
-        history=FileHistory(str(path)),
+        history=_input_history(remember),
         key_bindings=_key_bindings(),
         multiline=True,
         prompt_continuation=lambda width, line_number, wrapped: CONTINUATION.rjust(width),
@@ -173,11 +172,13 @@ def run_interactive(session: ChatSession, *, resumed: bool, markdown: bool = Tru
     if resumed:
         recap(session.conversation, console)
     output.status(f"Chatting with {session.model_name}. /help for commands, Esc+Enter for a new line, Ctrl-D to quit.")
-    prompt = _prompt_session()
+    prompt = _prompt_session(remember=session.saves_conversations)
     commands = Commands(session, console)
     while True:
         try:
             typed: str = prompt.prompt(PROMPT)
+        except Terminated:
+            raise
         except KeyboardInterrupt:
             output.status("(Ctrl-D or /exit to quit)")
             continue
@@ -188,6 +189,8 @@ def run_interactive(session: ChatSession, *, resumed: bool, markdown: bool = Tru
         try:
             if not _handle(typed, session, commands, console=console, raw=raw, interactive=True):
                 break
+        except Terminated:
+            raise
         except KeyboardInterrupt:
             output.status("(interrupted)")
     output.status(_goodbye(session))
@@ -205,7 +208,11 @@ def _handle(
     """One line of input; False when the chat should end."""
     try:
         if is_command(typed):
-            result = commands.run(typed)
+            try:
+                result = commands.run(typed)
+            finally:
+                for warning in session.take_warnings():
+                    output.warning(warning)
             if result.exit:
                 return False
             if result.turn is None:
@@ -237,6 +244,8 @@ def _goodbye(session: ChatSession) -> str:
     conversation = session.conversation
     if not conversation.turns or not session.saves_conversations:
         return "Bye."
+    if session.last_save_failed:
+        return "Bye. The conversation could not be saved (see the warnings above)."
     return f"Saved as {conversation.id}; resume with: llmctl chat --continue (or --conversation {conversation.id})."
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,15 +23,16 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
-from llmctl.cli.render import max_tokens_notice, stream_markdown, write_raw_stream
+from llmctl.cli.render import first_code_block, max_tokens_notice, stream_markdown, write_raw_stream
 from llmctl.domain import FinishReason, GenerationRequest, plural
-from llmctl.errors import LlmctlError
+from llmctl.errors import LlmctlError, OutputError, UsageError
+from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
     from llmctl.services.accounting import Accounting
+    from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
-
-EXIT_INTERRUPTED = 130
+    from llmctl.services.structured import SchemaMismatch
 
 
 def generate(
@@ -44,11 +46,29 @@ def generate(
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
     seed: SeedOpt = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Ask for the whole answer in one response, and print it then.")
+    ] = False,
     show_usage: Annotated[bool, typer.Option("--usage", "-u", help="Print token usage to stderr.")] = False,
     as_json: JsonOpt = False,
     ignore_budget: IgnoreBudgetOpt = False,
     markdown: RenderOpt = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", metavar="FILE", help="Send a text file with the prompt (repeatable)."),
+    ] = None,
+    extract: Annotated[
+        bool, typer.Option("--extract", "-x", help="Print only the first fenced code block of the answer.")
+    ] = False,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            metavar="SCHEMA",
+            help="Answer in JSON valid for this JSON schema: a .json file, or inline "
+            '(\'{"name": "str", "age": "int"}\').',
+        ),
+    ] = None,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -60,66 +80,126 @@ def generate(
     as raw text when piped (--markdown / --raw force either). Usage and errors go to stderr.
     Every call is recorded in the usage ledger (`llmctl usage`); a spent [budget]
     refuses the call unless --ignore-budget is given.
-    Exit codes: 0 ok, 1 provider failure, 2 usage/config error or budget spent, 130 interrupted.
+    Exit codes: 0 ok, 1 provider failure (or stdout full), 2 usage/config error or budget spent,
+    130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (each still recorded).
     """
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import open_provider, resolve
-    from llmctl.services.accounting import record_call
-    from llmctl.services.budget import check_budget
-    from llmctl.services.generation import (
-        GenerationRun,
-        build_messages,
-        compose_prompt,
-        read_stdin,
-        resolve_params,
-    )
+    from llmctl.services.attachments import read_attachment, with_attachments
+    from llmctl.services.calls import Call
+    from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
+    from llmctl.services.structured import load_schema
 
+    if sys.stdout is None:  # started with stdout closed (`>&-`): make no call whose answer would be lost
+        raise OutputError.closed()
     state = app_state(ctx)
     settings = state.settings()
+    if extract and (as_json or schema):
+        raise UsageError("--extract goes with neither --json nor --schema.", hint="--json has the whole answer.")
+    response_schema = load_schema(schema) if schema is not None else None
+    display = Display(
+        as_json=as_json, stream=not no_stream, markdown=markdown, extract=extract, hold=response_schema is not None
+    )
     piped = None if sys.stdin is None or sys.stdin.isatty() else read_stdin(sys.stdin.buffer)
-    text = compose_prompt(prompt, piped)
+    attachments = [read_attachment(name) for name in files or []]
+    has_prompt = bool((prompt or "").strip() or (piped or "").strip())
+    text = with_attachments(compose_prompt(prompt, piped) if has_prompt or not attachments else "", attachments)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     resolved = resolve(model, settings)
-    for warning in check_budget(settings, resolved, ignore=ignore_budget):
-        output.warning(warning)
     provider = open_provider(resolved)
-    _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-    request = GenerationRequest(build_messages(text, system), params)
-
-    run = GenerationRun(provider, request)
-    failure: LlmctlError | None = None
-    interrupted = broken_pipe = False
     try:
-        _show(run, as_json=as_json, stream=not no_stream, markdown=markdown)
-    except KeyboardInterrupt:
-        interrupted = True
-        run.interrupted()
-    except BrokenPipeError:
-        run.interrupted()
-        _silence_stdout()
-        broken_pipe = True
-    except LlmctlError as exc:
-        failure = exc
+        _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
+        request = GenerationRequest(
+            build_messages(text, system), params, stream=not no_stream, response_schema=response_schema
+        )
+        call = Call(
+            provider, request, settings=settings, command="generate", ignore_budget=ignore_budget, prompt_text=text
+        )
+        for warning in call.warnings:
+            output.warning(warning)
+        failure: LlmctlError | None = None
+        interrupt: KeyboardInterrupt | None = None
+        broken_pipe = False
+        try:
+            with call:
+                _show_or_fail(call, display)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+        except BrokenPipeError:
+            _silence_stdout()
+            broken_pipe = True
+        except LlmctlError as exc:
+            failure = exc
     finally:
         provider.close()
 
-    result = run.result()
-    accounting = record_call(result, resolved, settings=settings, command="generate", prompt_text=text)
-    if accounting.warning:
-        output.warning(accounting.warning)
+    outcome = call.outcome
+    result, accounting = outcome.result, outcome.accounting
+    for warning in outcome.warnings:
+        output.warning(warning)
     if broken_pipe:
         raise typer.Exit(0)
-    if as_json:
-        output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
+    if isinstance(failure, OutputError):
+        raise failure
+    mismatch: SchemaMismatch | None = None
+    try:
+        if response_schema is not None and failure is None and interrupt is None:
+            mismatch = _show_structured(result.completion.text, response_schema, as_json=as_json)
+        if as_json:
+            output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except OSError as exc:
+        raise _output_error(exc) from None
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
         raise failure
+    if mismatch is not None:
+        raise mismatch
     if result.completion.finish_reason is FinishReason.LENGTH:
         output.status(max_tokens_notice(params.max_tokens))
-    if interrupted:
-        output.status(interrupt_notice(run, resolved.display_name))
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if interrupt is not None:
+        from llmctl.services import interrupts
+
+        output.status(interrupt_notice(call.run, resolved.display_name, interrupts.describe(interrupt)))
+        raise typer.Exit(interrupts.exit_code(interrupt))
+
+
+def _output_error(exc: OSError) -> OutputError:
+    _silence_stdout()
+    return OutputError(
+        f"Cannot write the answer to standard output: {exc.strerror or exc}.",
+        hint="Redirect it somewhere with room (> file); the call is recorded in the usage ledger.",
+    )
+
+
+def _show_structured(text: str, schema: Mapping[str, Any], *, as_json: bool) -> SchemaMismatch | None:
+    """A schema's answer: printed once it validates; on stderr, with the mismatch to raise, when it does not."""
+    from llmctl.services.structured import SchemaMismatch, check_answer
+
+    try:
+        check_answer(text, schema)
+    except SchemaMismatch as exc:
+        if not as_json:
+            write_raw_stream(iter([text]), sys.stderr)
+        return exc
+    if not as_json:
+        write_raw_stream(iter([text]))
+    return None
+
+
+def _show_or_fail(call: Call, display: Display) -> None:
+    """Show the answer; standard output failing (not a closed pipe) is an error of its own."""
+    try:
+        _show(call.run, display)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if call.run.status is not RunStatus.OK:
+            raise  # the provider failed, not our output
+        raise _output_error(exc) from exc
 
 
 def _warn_ignored_flags(provider: object, model: str, **flags: float | int | None) -> None:
@@ -140,21 +220,39 @@ def _cost_text(accounting: Accounting) -> str:
     return "cost unknown (token counts unknown)"
 
 
-def _show(run: GenerationRun, *, as_json: bool, stream: bool, markdown: bool | None) -> None:
+@dataclass(frozen=True)
+class Display:
+    """How the answer is shown while it arrives."""
+
+    as_json: bool = False
+    stream: bool = True
+    markdown: bool | None = None  # None: Markdown on a terminal, raw text when piped
+    extract: bool = False  # only the first fenced code block
+    hold: bool = False  # nothing until the answer is complete (--schema: shown once it validates)
+
+
+def _show(run: GenerationRun, display: Display) -> None:
     # Closed however rendering ends: a write that fails (stdout full or closed) stops the
     # model's generation thread now, not at interpreter exit, where a daemon thread inside
     # torch aborts the process.
     with closing(run.deltas()) as pieces:
-        _render(pieces, as_json=as_json, stream=stream, markdown=markdown)
+        _render(pieces, display)
 
 
-def _render(pieces: Iterator[str], *, as_json: bool, stream: bool, markdown: bool | None) -> None:
-    if as_json:
+def _render(pieces: Iterator[str], display: Display) -> None:
+    if display.as_json or display.hold:
         for _ in pieces:
             pass
         return
-    pieces = pieces if stream else _all_at_once(pieces)
-    if output.stdout_is_terminal() if markdown is None else markdown:
+    if display.extract:
+        answer = "".join(pieces)
+        block = first_code_block(answer)
+        if block is None:
+            output.warning("The answer has no fenced code block; printing all of it.")
+        write_raw_stream(iter([answer if block is None else block]))
+        return
+    pieces = pieces if display.stream else _all_at_once(pieces)
+    if output.stdout_is_terminal() if display.markdown is None else display.markdown:
         stream_markdown(pieces, output.out(), live=output.stdout_is_terminal())
     else:
         write_raw_stream(pieces)
@@ -171,23 +269,20 @@ def _all_at_once(pieces: Iterator[str]) -> Iterator[str]:
             yield text
 
 
-def interrupt_notice(run: GenerationRun, model: str) -> str:
-    """What Ctrl-C stopped: the load, or the answer after N tokens."""
+def interrupt_notice(run: GenerationRun, model: str, how: str = "Ctrl-C") -> str:
+    """What the interrupt (``how``: Ctrl-C, SIGTERM, SIGHUP) stopped: the load, or the answer after N tokens."""
     if not run.prepared:
-        return f"Cancelled while loading {model}; nothing was generated."
+        return f"Cancelled by {how} while loading {model}; nothing was generated."
     completion = run.result().completion
     tokens = completion.usage.output_tokens
     if tokens is None:
-        return f"Interrupted; {plural(len(completion.text), 'character')} arrived before Ctrl-C (token count unknown)."
-    return f"Interrupted after {plural(tokens, 'token')}; the text above is all that arrived."
+        arrived = plural(len(completion.text), "character")
+        return f"Interrupted by {how}; {arrived} arrived before it (token count unknown)."
+    return f"Interrupted by {how} after {plural(tokens, 'token')}; the text above is all that arrived."
 
 
 def _silence_stdout() -> None:
-    """After the reader of our pipe went away, drop further writes instead of raising."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    output.silence_stdout()
 
 
 def result_json(result: GenerationResult) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import JsonOpt, app_state
+from llmctl.cli.options import JsonOpt, app_state, complete_model_name
 
 if TYPE_CHECKING:
     from llmctl.config import DType, Quantization
@@ -15,7 +15,11 @@ if TYPE_CHECKING:
     from llmctl.services.model_loader import LoadReport
 
 ModelArg = Annotated[
-    str, typer.Argument(help="Alias, demo, hf/ORG/NAME (downloaded), a local model folder, or PROVIDER/MODEL.")
+    str,
+    typer.Argument(
+        help="Alias, demo, hf/ORG/NAME (downloaded), a local model folder, or PROVIDER/MODEL.",
+        autocompletion=complete_model_name,
+    ),
 ]
 
 

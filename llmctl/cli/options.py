@@ -47,9 +47,20 @@ def app_state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
+def complete_model_name(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from llmctl.cli.completion import complete_model  # only a shell asking for completions gets here
+
+    return complete_model(ctx, incomplete)
+
+
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Alias, PROVIDER/MODEL-ID, or a local model folder. Default: default_model."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Alias, PROVIDER/MODEL-ID, or a local model folder. Default: default_model.",
+        autocompletion=complete_model_name,
+    ),
 ]
 SystemOpt = Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")]
 TemperatureOpt = Annotated[

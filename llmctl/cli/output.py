@@ -211,3 +211,10 @@ def usage_line(usage: Usage, cost: str | None = None) -> str:
     if cost:
         line += f"; {cost}"
     return line
+
+
+def silence_stdout() -> None:
+    """After the reader of our pipe went away, drop further writes instead of raising."""
+    from llmctl.cli.stdio import silence_stdout as silence_stream
+
+    silence_stream(sys.stdout)

@@ -9,6 +9,7 @@ the window never repeats in the scrollback, and a redraw costs one block, not th
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -183,3 +184,12 @@ def max_tokens_notice(max_tokens: int | None) -> str:
     if max_tokens is None:
         return "Stopped at the model's output limit; raise it with --max-tokens to get more."
     return f"Stopped at --max-tokens {max_tokens}; raise it to get more."
+
+
+_FENCE = re.compile(r"^(?P<fence>```+|~~~+)[^\n]*\n(?P<code>.*?)(?:^(?P=fence)[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+
+
+def first_code_block(text: str) -> str | None:
+    """The contents of the first fenced code block (to the end, if the answer stopped inside it)."""
+    match = _FENCE.search(text)
+    return None if match is None else match.group("code")

@@ -52,7 +52,9 @@ def usage(
     until: Annotated[
         str | None, typer.Option("--until", help="Up to this time (a bare date includes that whole day).")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Only calls to this model (as listed).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only calls to this model: MODEL-ID or PROVIDER/MODEL-ID.")
+    ] = None,
     provider: Annotated[str | None, typer.Option("--provider", "-p", help="Only calls to this provider.")] = None,
     command: Annotated[
         str | None, typer.Option("--command", help="Only calls made by this command (generate, chat).")
@@ -69,8 +71,7 @@ def usage(
     Examples: `llmctl usage --since 7d --by day`, `llmctl usage --provider openai --json`,
     `llmctl usage --csv > usage.csv`.
     """
-    from llmctl.services.usage_ledger import UsageLedger
-    from llmctl.services.usage_report import ReportRequest, build_report, report_json, write_csv
+    from llmctl.services.usage_report import ReportRequest, build_report, read_records, report_json, write_csv
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together.")
@@ -78,11 +79,7 @@ def usage(
     request = ReportRequest(by=group_by, since=since, until=until, model=model, provider=provider, command=command)
     query = request.query()
     if as_csv:
-        with UsageLedger() as ledger:
-            if ledger.exists():
-                write_csv(ledger.records(query), sys.stdout)
-            else:
-                write_csv([], sys.stdout)
+        write_csv(read_records(query), sys.stdout)
         return
     report = build_report(query, group_by)
     if as_json:
@@ -98,10 +95,11 @@ def _filtered(request: ReportRequest) -> bool:
     return any((request.since, request.until, request.model, request.provider, request.command))
 
 
-def _tokens(total: int, known: int, calls: int) -> output.Cell:
-    if known == 0:
+def _tokens(total: int, known: int, unknown: int) -> output.Cell:
+    """A sum of counts; "≥" when some calls' counts are unknown, unknown when no call's is known."""
+    if known == 0 and unknown:
         return None
-    return f"≥{total:,}" if known < calls else total
+    return f"≥{total:,}" if unknown else total
 
 
 def _cost(totals: Totals) -> str | None:
@@ -120,7 +118,7 @@ def _print_table(report: UsageReport) -> None:
     from llmctl.services.usage_report import sorted_groups
 
     totals = report.totals
-    label = "day (UTC)" if report.by == "day" else report.by
+    label = {"day": "day (UTC)", "model": "provider/model"}.get(report.by, report.by)
     output.table(
         (output.Column(label), *(output.Column(name, justify="right", no_wrap=True) for name in _NUMBERS)),
         ((key, *_cells(t)) for key, t in sorted_groups(report)),
@@ -142,9 +140,9 @@ def _print_table(report: UsageReport) -> None:
 def _cells(t: Totals) -> list[output.Cell]:
     return [
         t.calls,
-        _tokens(t.input_tokens, t.input_calls, t.calls),
-        _tokens(t.output_tokens, t.output_calls, t.calls),
-        _tokens(t.total_tokens, t.total_calls, t.calls),
+        _tokens(t.input_tokens, t.input_calls, t.unknown_input),
+        _tokens(t.output_tokens, t.output_calls, t.unknown_output),
+        _tokens(t.total_tokens, t.total_calls, t.unknown_tokens),
         _cost(t),
         t.errors + t.interrupted,
     ]

@@ -29,6 +29,9 @@ from llmctl.providers.hf_loading import LoadedModel, load_model
 from llmctl.providers.hf_prompt import prompt_token_ids
 
 DEFAULT_MAX_NEW_TOKENS = 512
+# Sampling for a local model when neither a flag nor the config's [defaults] sets it (hosted
+# APIs get nothing and use their own). max_tokens unset: the model's generation_config, else 512.
+LOCAL_DEFAULTS = GenerationParams(temperature=0.7, top_p=0.9)
 _END = object()
 
 
@@ -154,7 +157,22 @@ class HuggingFaceProvider:
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         input_ids = self.prompt_ids(request)
-        yield from self.stream_ids(input_ids, request.params)
+        yield from self.stream_ids(input_ids, request.params, generate_kwargs=self._schema_kwargs(request))
+
+    def _schema_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        """With a response schema: a logits processor that keeps the answer valid JSON for it."""
+        if request.response_schema is None:
+            return {}
+        from transformers import LogitsProcessorList
+
+        from llmctl.providers.hf_constrained import json_schema_processor
+
+        loaded = self.loaded
+        eos = sorted(_eos_token_ids(loaded))
+        vocab = int(loaded.model.get_output_embeddings().weight.shape[0])
+        processor = json_schema_processor(loaded.tokenizer, vocab, eos, request.response_schema)
+        # Stop at every end token the grammar allows, not only generation_config's.
+        return {"logits_processor": LogitsProcessorList([processor]), "eos_token_id": eos}
 
     def stream_ids(
         self,
@@ -170,6 +188,7 @@ class HuggingFaceProvider:
         yielded), so a caller that keeps a KV cache knows which ids it holds even after an interrupt.
         """
         loaded = self.loaded
+        params = params.or_defaults(LOCAL_DEFAULTS)
         window = loaded.context_window
         if window is not None and len(input_ids) >= window:
             raise ContextLengthError(len(input_ids), window, model=self._resolved.display_name)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.credentials import ApiKey, HostedSettings, resolve_api_key
 from llmctl.redaction import redact
+
+if TYPE_CHECKING:  # hosted_stream imports httpx2; listing models (RemoteModel) must not pay for it
+    from llmctl.providers.hosted_stream import StreamStalled, StreamWatch
 
 VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 
@@ -78,11 +81,14 @@ SettingsT = TypeVar("SettingsT", bound=HostedSettings)
 class HostedProvider(Generic[ClientT, SettingsT]):
     """The lifecycle both vendor adapters share: resolve the key and build the SDK client once, on prepare()."""
 
-    def __init__(self, resolved: ResolvedModel, settings: SettingsT) -> None:
+    def __init__(self, resolved: ResolvedModel, settings: SettingsT, stalled: type[StreamStalled]) -> None:
         self._resolved = resolved
         self._settings = settings
         self._endpoint: Endpoint | None = None
         self._client: ClientT | None = None
+        from llmctl.providers.hosted_stream import StreamWatch
+
+        self._watch: StreamWatch = StreamWatch(stalled)
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -95,6 +101,17 @@ class HostedProvider(Generic[ClientT, SettingsT]):
         if self._client is None:
             self._endpoint = Endpoint.open(self._resolved.provider_name, self._settings)
             self._client = self._make_client(self._endpoint)
+
+    def _endpoint_or_fail(self) -> Endpoint:
+        if self._endpoint is None:
+            raise RuntimeError("prepare() was not called")
+        return self._endpoint
+
+    def _start_watch(self, *, stream: bool) -> None:
+        """Limit the call about to be made: idle time only for a stream (a whole answer arrives at once)."""
+        settings = self._settings
+        idle = (settings.idle_timeout or settings.timeout) if stream else None
+        self._watch.start(idle_s=idle, total_s=settings.total_timeout)
 
     def context_window(self) -> int | None:
         model = self._resolved.model_settings

@@ -23,10 +23,13 @@ from llmctl.errors import (
     ModelNotFoundError,
     ProviderError,
 )
-from llmctl.providers.credentials import default_key_env, scrub
+from llmctl.providers.credentials import ApiKey, default_key_env, scrub
 from llmctl.providers.hosted import Endpoint
 
 _MAX_DETAIL = 300
+# A run of this many characters of the key is treated as the key: a server that echoes a
+# key cut short (or a cut of ours) must not leak its first or last part either.
+KEY_FRAGMENT = 8
 
 # "maximum context length is 128000 tokens. However, your messages resulted in 129024 tokens" (OpenAI),
 # "... However, you requested 5000 tokens (4000 in the messages, 1000 in the completion)" (vLLM, older),
@@ -41,10 +44,43 @@ _INPUT_PATTERNS = (
 _ANTHROPIC_TOO_LONG = re.compile(r"prompt is too long: (\d+) tokens > (\d+)", re.I)
 _INPUT_PLUS_OUTPUT = re.compile(r"(\d+) \+ (\d+) > (\d+)")
 _CONTEXT_WORDS = ("context length", "context window", "context limit", "prompt is too long", "too many tokens")
+# A 400 about the model name (LiteLLM: "Invalid model name passed in model=gpt-5o"), not about the options.
+_BAD_MODEL = re.compile(
+    r"invalid model|model name|unknown model|no such model|unsupported model"
+    r"|model\b.{0,80}\b(?:not found|does not exist|is not (?:available|supported|valid))",
+    re.I,
+)
 
 
-def api_message(exc: BaseException) -> str:
-    """The server's own words about the error, on one line (or the SDK's message)."""
+def mask_key(text: str, key: ApiKey | None) -> str:
+    """``text`` with the key masked: whole, and every run of KEY_FRAGMENT or more of its characters."""
+    text = scrub(text, key)
+    if key is None or key.placeholder or len(key.value) < KEY_FRAGMENT:
+        return text
+    fragments = {key.value[i : i + KEY_FRAGMENT] for i in range(len(key.value) - KEY_FRAGMENT + 1)}
+    hidden = [False] * len(text)
+    for start in range(len(text) - KEY_FRAGMENT + 1):
+        if text[start : start + KEY_FRAGMENT] in fragments:
+            hidden[start : start + KEY_FRAGMENT] = [True] * KEY_FRAGMENT
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not hidden[index]:
+            out.append(char)
+        elif index == 0 or not hidden[index - 1]:
+            out.append("****")
+    return "".join(out)
+
+
+def one_line(text: str, key: ApiKey | None) -> str:
+    """Masked first, then shortened: a cut through the key must not leave part of it behind."""
+    text = mask_key(" ".join(text.split()), key)
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def api_message(exc: BaseException, key: ApiKey | None = None) -> str:
+    """The server's own words about the error, on one line (or the SDK's message), the key masked."""
     body: Any = getattr(exc, "body", None)
     text: str | None = None
     if isinstance(body, dict):
@@ -61,8 +97,7 @@ def api_message(exc: BaseException) -> str:
         text = re.sub(r"<[^>]+>", " ", body)  # an HTML error page from a proxy
     if not text:
         text = str(getattr(exc, "message", None) or exc)
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+    return one_line(text, key)
 
 
 def _retried(endpoint: Endpoint) -> str:
@@ -77,8 +112,8 @@ def translate(
 ) -> LlmctlError:
     """The LlmctlError to raise for ``exc``; ``model`` is how the user named the model."""
     error = _translate(exc, sdk, endpoint, model, mid_stream=mid_stream)
-    error.message = scrub(error.message, endpoint.key)
-    error.hint = None if error.hint is None else scrub(error.hint, endpoint.key)
+    error.message = mask_key(error.message, endpoint.key)
+    error.hint = None if error.hint is None else mask_key(error.hint, endpoint.key)
     error.args = (error.message,)
     return error
 
@@ -99,7 +134,7 @@ def _translate(exc: BaseException, sdk: ModuleType, endpoint: Endpoint, model: s
         )
     if isinstance(exc, sdk.APIConnectionError):
         return ProviderError(
-            f"Cannot connect to {label}{_cause(exc)}{_retried(endpoint)}.",
+            f"Cannot connect to {label}{_cause(exc, endpoint.key)}{_retried(endpoint)}.",
             hint="Check your network connection (and proxy settings), then try again."
             if endpoint.official
             else f"Is the server running? Check providers.{name}.base_url in the config.",
@@ -108,24 +143,24 @@ def _translate(exc: BaseException, sdk: ModuleType, endpoint: Endpoint, model: s
         return _status_error(exc, sdk, endpoint, model, mid_stream=mid_stream)
     if isinstance(exc, sdk.APIError):  # an error event inside a stream
         return ProviderError(
-            f"{label} reported an error mid-answer: {api_message(exc)}",
+            f"{label} reported an error mid-answer: {api_message(exc, endpoint.key)}",
             hint="The text received before the error was kept; try again.",
         )
-    return ProviderError(f"{label} failed: {type(exc).__name__}: {api_message(exc)}")
+    return ProviderError(f"{label} failed: {type(exc).__name__}: {api_message(exc, endpoint.key)}")
 
 
-def _cause(exc: BaseException) -> str:
+def _cause(exc: BaseException, key: ApiKey) -> str:
     cause = exc.__cause__
-    text = " ".join(str(cause).split()) if cause is not None else ""
+    text = str(cause) if cause is not None else ""
     if "refused" in text.lower():
         return " (connection refused)"
-    return f" ({text[:_MAX_DETAIL]})" if text else ""
+    return f" ({one_line(text, key)})" if text.strip() else ""
 
 
 def _status_error(exc: Any, sdk: ModuleType, endpoint: Endpoint, model: str, *, mid_stream: bool) -> LlmctlError:
     name, label = endpoint.provider_name, endpoint.label
     status: int = exc.status_code
-    detail = api_message(exc)
+    detail = api_message(exc, endpoint.key)
     if mid_stream and status < 400:  # Anthropic's in-stream `error` event
         return ProviderError(
             f"{label} reported an error mid-answer: {detail}",
@@ -212,6 +247,12 @@ def _bad_request(exc: Any, detail: str, endpoint: Endpoint, model: str) -> Llmct
     code = getattr(exc, "code", None)
     if code == "context_length_exceeded" or any(word in lowered for word in _CONTEXT_WORDS):
         return context_error(detail, model)
+    if code == "model_not_found" or _BAD_MODEL.search(detail):
+        name = endpoint.provider_name
+        return ModelNotFoundError(
+            f"{endpoint.label} does not accept the model name {model!r} (HTTP {exc.status_code}): {detail}",
+            hint=f"Check the model id (`llmctl models list --remote {name}` lists the models it serves).",
+        )
     return InputError(
         f"{endpoint.label} rejected the request (HTTP {exc.status_code}): {detail}",
         hint="Check the options given (--max-tokens, --temperature, ...) against what this model accepts.",

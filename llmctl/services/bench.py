@@ -32,18 +32,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmctl.config import DType, ModelSettings, Quantization, Settings
-from llmctl.domain import (
-    Completion,
-    CompletionBuilder,
-    FinishReason,
-    GenerationParams,
-    GenerationRequest,
-    Message,
-    StreamEvent,
-    TextDelta,
-)
-from llmctl.errors import ContextLengthError, UsageError
+from llmctl.errors import UsageError
 from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.services.bench_measure import (
+    CallMaker,
+    RunMeasurement,
+    exact_prompt_ids,
+    hosted_measurer,
+    hosted_prompt,
+    local_measurer,
+)
+
+__all__ = ["BenchOptions", "BenchReport", "RunMeasurement", "exact_prompt_ids", "hosted_prompt", "run_bench"]
 
 Clock = Callable[[], float]
 Progress = Callable[[str], None]
@@ -51,16 +51,6 @@ ProviderOpener = Callable[[ResolvedModel], Provider]
 
 LOCAL_KIND = "huggingface"
 METRICS = ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "total_s")
-
-# Varied English prose: a repeated single word would be an unrealistically easy prompt.
-FILLER = (
-    "The committee met on a grey Tuesday morning to review the harbour expansion plans. Engineers described "
-    "the new breakwater, the dredging schedule and the cost of steel, while residents asked about noise, "
-    "traffic and the old lighthouse that had guided fishing boats for more than a century. After lunch the "
-    "discussion turned to tides, insurance, the migratory birds on the northern spit and the budget for "
-    "the coming decade. "
-)
-HOSTED_INSTRUCTION = "Continue the following text for as long as you can, without repeating it:\n\n"
 
 
 @dataclass(frozen=True)
@@ -79,46 +69,6 @@ class BenchOptions:
             raise UsageError("--warmup cannot be negative.")
         if self.prompt_tokens < 1 or self.max_tokens < 1:
             raise UsageError("--prompt-tokens and --max-tokens must be at least 1.")
-
-
-@dataclass(frozen=True)
-class RunMeasurement:
-    """One timed call. Counts are None when unknown (an API that reports no usage)."""
-
-    ttft_s: float | None
-    total_s: float
-    prompt_tokens: int | None
-    output_tokens: int | None
-    finish_reason: FinishReason
-    completion: Completion | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def prefill_tokens_per_s(self) -> float | None:
-        if self.prompt_tokens is None or not self.ttft_s:
-            return None
-        return self.prompt_tokens / self.ttft_s
-
-    @property
-    def decode_tokens_per_s(self) -> float | None:
-        if self.output_tokens is None or self.output_tokens < 2 or self.ttft_s is None:
-            return None
-        decode_s = self.total_s - self.ttft_s
-        return (self.output_tokens - 1) / decode_s if decode_s > 0 else None
-
-    def value(self, metric: str) -> float | None:
-        value: float | None = getattr(self, metric)
-        return value
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ttft_s": self.ttft_s,
-            "total_s": self.total_s,
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "prefill_tokens_per_s": self.prefill_tokens_per_s,
-            "decode_tokens_per_s": self.decode_tokens_per_s,
-            "finish_reason": self.finish_reason.value,
-        }
 
 
 @dataclass(frozen=True)
@@ -164,9 +114,30 @@ class BenchReport:
     peak_gpu_bytes: int | None = None
     warmup_runs: tuple[RunMeasurement, ...] = ()
     recorded: int = 0  # calls written to the usage ledger (--record)
+    warnings: tuple[str, ...] = ()  # budget warnings, and why a call could not be recorded
+    prompt_varied: bool = False  # each timed call's prompt began differently (so no prompt cache could serve it)
 
     def stat(self, metric: str) -> Stat | None:
         return summarize(run.value(metric) for run in self.runs)
+
+    def cached_share(self) -> float | None:
+        """The share of the runs' prompt tokens the API reported as cached; None when it reported none."""
+        known = [r for r in self.runs if r.cached_prompt_tokens is not None and r.prompt_tokens]
+        if not known:
+            return None
+        return sum(r.cached_prompt_tokens or 0 for r in known) / sum(r.prompt_tokens or 0 for r in known)
+
+    def prompt_cache_note(self) -> str | None:
+        """How the prefill figure stands against a prompt cache, in words (hosted models only)."""
+        if not self.prompt_varied:
+            return None
+        note = "each run's prompt began with a different line, so a prompt cache could not serve it"
+        share = self.cached_share()
+        if share is None:
+            return note + " (the API reports no cached tokens)"
+        if share == 0:
+            return note + " (the API reported none cached)"
+        return note + f"; yet the API reported {share:.0%} of prompt tokens cached, which inflates prefill"
 
     def to_json(self) -> dict[str, Any]:
         stats = {metric: self.stat(metric) for metric in METRICS}
@@ -190,6 +161,7 @@ class BenchReport:
             "warmup_runs": [run.to_json() for run in self.warmup_runs],
             "memory": {"peak_rss_bytes": self.peak_rss_bytes, "peak_gpu_bytes": self.peak_gpu_bytes},
             "recorded": self.recorded,
+            "prompt_cache": {"prompt_varied_per_run": self.prompt_varied, "cached_share": self.cached_share()},
         }
 
 
@@ -211,30 +183,6 @@ def with_load_overrides(resolved: ResolvedModel, quantize: Quantization | None, 
     return replace(resolved, model_settings=base.model_copy(update=update))
 
 
-def exact_prompt_ids(tokenizer: Any, count: int, text: str = FILLER) -> list[int]:
-    """Exactly ``count`` token ids: BOS (when the model has one), then prose, cut at ``count``.
-
-    Repeating the *ids* of one encoded passage (not the text) keeps the count exact
-    whatever the tokenizer merges at the seams.
-    """
-    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    body: list[int] = list(tokenizer.encode(text, add_special_tokens=False))
-    if not body:
-        raise UsageError("The model's tokenizer turns the benchmark prompt into no tokens.")
-    ids = list(head)
-    while len(ids) < count:
-        ids.extend(body)
-    return ids[:count]
-
-
-def hosted_prompt(count: int) -> str:
-    """Text of roughly ``count`` tokens (about 0.75 words a token for English prose)."""
-    words = FILLER.split()
-    wanted = max(1, round(count * 0.75) - len(HOSTED_INSTRUCTION.split()))
-    body = [words[i % len(words)] for i in range(wanted)]
-    return HOSTED_INSTRUCTION + " ".join(body)
-
-
 def peak_rss_bytes() -> int | None:
     """This process's peak resident set size so far."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -250,8 +198,17 @@ def run_bench(
     open_provider: ProviderOpener | None = None,
     on_progress: Progress | None = None,
     clock: Clock = time.perf_counter,
+    settings: Settings | None = None,
+    record: bool = False,
+    ignore_budget: bool = False,
 ) -> BenchReport:
-    """Load once, warm up, then time ``options.runs`` calls. Prints nothing; ``on_progress`` hears each phase."""
+    """Load once, warm up, then time ``options.runs`` calls. Prints nothing; ``on_progress`` hears each phase.
+
+    Every call goes through the one call path (``calls.Call``): the budget is checked before it, and
+    with ``record`` it is written to the usage ledger as command ``bench`` however it ends (warm-ups
+    too: they used tokens and, on an API, money). ``BenchReport.recorded`` counts the rows written
+    and ``BenchReport.warnings`` says why any could not be.
+    """
     options.check()
     resolved = with_load_overrides(resolved, options.quantize, options.dtype)
     say = on_progress or (lambda _message: None)
@@ -260,6 +217,7 @@ def run_bench(
 
         open_provider = registry_open
     local = resolved.kind == LOCAL_KIND
+    calls = CallMaker(settings or Settings(), record=record, ignore_budget=ignore_budget)
 
     say("Importing the backend")
     started = clock()
@@ -274,7 +232,8 @@ def run_bench(
         started = clock()
         provider.prepare()
         load_s = clock() - started
-        measure = _local_measurer(provider, options, clock) if local else _hosted_measurer(provider, options, clock)
+        measurer = local_measurer if local else hosted_measurer
+        measure = measurer(provider, options, clock, calls)
         warmups: list[RunMeasurement] = []
         runs: list[RunMeasurement] = []
         for index in range(options.warmup):
@@ -287,6 +246,7 @@ def run_bench(
         peak_gpu = _gpu_peak() if local else None
     finally:
         provider.close()
+        calls.close()
     return BenchReport(
         model=resolved.display_name,
         provider=resolved.provider_name,
@@ -299,131 +259,15 @@ def run_bench(
         peak_rss_bytes=peak_rss_bytes(),
         peak_gpu_bytes=peak_gpu,
         warmup_runs=tuple(warmups),
+        recorded=calls.recorded,
+        warnings=tuple(calls.warnings),
+        prompt_varied=not local,
     )
-
-
-def record_runs(report: BenchReport, resolved: ResolvedModel, settings: Settings) -> tuple[BenchReport, list[str]]:
-    """Write every call the benchmark made to the usage ledger as command ``bench``.
-
-    Warm-ups too: they used tokens (and, on an API, money). Returns the report with
-    ``recorded`` set, and the warnings of calls that could not be written.
-    """
-    from llmctl.services.accounting import record_call
-    from llmctl.services.generation import GenerationResult, RunStatus, Timing
-    from llmctl.services.pricing import price_for
-    from llmctl.services.usage_ledger import UsageLedger
-
-    price = price_for(resolved)
-    saved = 0
-    warnings: list[str] = []
-    with UsageLedger() as ledger:
-        for run in (*report.warmup_runs, *report.runs):
-            if run.completion is None:
-                continue
-            result = GenerationResult(
-                completion=run.completion,
-                model=resolved.alias or resolved.model_id,
-                provider=resolved.provider_name,
-                timing=Timing(first_token_s=run.ttft_s, total_s=run.total_s),
-                status=RunStatus.OK,
-            )
-            accounting = record_call(result, resolved, settings=settings, command="bench", price=price, ledger=ledger)
-            if accounting.saved:
-                saved += 1
-            elif accounting.warning and accounting.warning not in warnings:
-                warnings.append(accounting.warning)
-    return replace(report, recorded=saved), warnings
 
 
 def _import_local_backend() -> None:
     for module in ("torch", "transformers"):
         importlib.import_module(module)
-
-
-def _local_measurer(provider: Provider, options: BenchOptions, clock: Clock) -> Callable[[], RunMeasurement]:
-    from transformers import LogitsProcessor, LogitsProcessorList
-
-    from llmctl.providers.hf_provider import HuggingFaceProvider
-
-    if not isinstance(provider, HuggingFaceProvider):
-        raise TypeError("a local benchmark needs the Hugging Face provider")
-    loaded = provider.loaded
-    window = loaded.context_window
-    if window is not None and options.prompt_tokens + options.max_tokens > window:
-        raise ContextLengthError(
-            options.prompt_tokens + options.max_tokens,
-            window,
-            model=provider.resolved.display_name,
-            hint=f"Lower --prompt-tokens (now {options.prompt_tokens}) or --max-tokens (now {options.max_tokens}) "
-            f"so that together they stay under {window}.",
-        )
-    ids = exact_prompt_ids(loaded.tokenizer, options.prompt_tokens)
-    params = GenerationParams(temperature=0, max_tokens=options.max_tokens)
-
-    class StepClock(LogitsProcessor):
-        """Stamps the moment each new token's logits exist (on generate()'s thread)."""
-
-        def __init__(self) -> None:
-            self.stamps: list[float] = []
-
-        def __call__(self, input_ids: Any, scores: Any) -> Any:
-            self.stamps.append(clock())
-            return scores
-
-    def measure() -> RunMeasurement:
-        steps = StepClock()
-        extra = {"min_new_tokens": options.max_tokens, "logits_processor": LogitsProcessorList([steps])}
-        started = clock()
-        completion = _consume(provider.stream_ids(ids, params, generate_kwargs=extra))
-        ended = clock()
-        first = steps.stamps[0] - started if steps.stamps else None
-        return RunMeasurement(
-            ttft_s=first,
-            total_s=ended - started,
-            prompt_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            finish_reason=completion.finish_reason,
-            completion=completion,
-        )
-
-    return measure
-
-
-def _hosted_measurer(provider: Provider, options: BenchOptions, clock: Clock) -> Callable[[], RunMeasurement]:
-    request = GenerationRequest(
-        (Message("user", hosted_prompt(options.prompt_tokens)),),
-        GenerationParams(temperature=0, max_tokens=options.max_tokens),
-    )
-
-    def measure() -> RunMeasurement:
-        first: list[float] = []
-
-        def on_text() -> None:
-            if not first:
-                first.append(clock())
-
-        started = clock()
-        completion = _consume(provider.stream(request), on_text=on_text)
-        ended = clock()
-        return RunMeasurement(
-            ttft_s=first[0] - started if first else None,
-            total_s=ended - started,
-            prompt_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            finish_reason=completion.finish_reason,
-            completion=completion,
-        )
-
-    return measure
-
-
-def _consume(events: Iterable[StreamEvent], on_text: Callable[[], None] | None = None) -> Completion:
-    builder = CompletionBuilder()
-    for event in events:
-        if on_text is not None and isinstance(event, TextDelta) and event.text:
-            on_text()
-        builder.add(event)
-    return builder.build()
 
 
 def _local_environment(provider: Provider, options: BenchOptions) -> Environment:

@@ -91,7 +91,7 @@ def budget_statuses(
 
     starts = period_starts(now)
     own = ledger is None
-    target = UsageLedger() if ledger is None else ledger
+    target = UsageLedger(read_only=True) if ledger is None else ledger
     statuses = []
     try:
         if not target.exists():

@@ -13,30 +13,29 @@ cache stays valid between drops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message
-from llmctl.errors import ContextLengthError, UsageError
+from llmctl.errors import ContextLengthError, LlmctlError, UsageError
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.registry import open_provider, resolve
-from llmctl.services import token_counting
-from llmctl.services.accounting import record_call
-from llmctl.services.budget import check_budget
-from llmctl.services.conversation_store import (
+from llmctl.services import interrupts, token_counting
+from llmctl.services.calls import Call, CallOutcome
+from llmctl.services.conversation import (
     STATUS_ERROR,
     STATUS_INTERRUPTED,
     STATUS_OK,
     Conversation,
-    ConversationStore,
     Turn,
     UsageTotals,
     new_conversation_id,
     usage_totals,
 )
-from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, check_input_size
-from llmctl.services.pricing import Price, price_for, price_usage, unknown_price_hint
+from llmctl.services.conversation_store import ConversationStore
+from llmctl.services.generation import GenerationResult, RunStatus, check_input_size
+from llmctl.services.pricing import Price, price_for, unknown_price_hint
 
 # Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
 REPLY_SHARE_OF_WINDOW = 4
@@ -107,26 +106,32 @@ class ContextState:
 
 
 class ChatTurn:
-    """A turn in flight: iterate ``deltas()``, call ``interrupted()`` on Ctrl-C, then ``finish()``."""
+    """A turn in flight: iterate ``deltas()``, then ``finish(error)`` with whatever ended the reading.
 
-    def __init__(self, session: ChatSession, user_text: str, run: GenerationRun, warnings: Sequence[str] = ()) -> None:
+    ``finish`` stops the stream, records the call (through the one call path, ``Call``), adds
+    the turn to the history and saves the conversation: for a finished reply, Ctrl-C, a
+    signal, a closed pipe or any exception alike.
+    """
+
+    def __init__(self, session: ChatSession, user_text: str, call: Call) -> None:
         self._session = session
         self.user_text = user_text
-        self._run = run
-        self.warnings = tuple(warnings)  # budget warnings, to show before the reply
+        self._call = call
+        self.warnings = call.warnings  # budget warnings, to show before the reply
         self._finished: TurnOutcome | None = None
 
-    def deltas(self) -> Generator[str, None, None]:
-        """The reply's text pieces; close() it to stop generating (Ctrl-C)."""
-        yield from self._run.deltas()
+    def deltas(self) -> Iterator[str]:
+        """The reply's text pieces."""
+        return self._call.run.deltas()
 
     def interrupted(self) -> None:
-        self._run.interrupted()
+        self._call.run.interrupted()
 
-    def finish(self) -> TurnOutcome:
-        """Add the turn to the history (whatever happened), save it and record its usage."""
+    def finish(self, error: BaseException | None = None) -> TurnOutcome:
+        """Add the turn to the history (whatever happened), save it and record its usage; once."""
         if self._finished is None:
-            self._finished = self._session._complete(self.user_text, self._run.result())
+            with interrupts.held():  # a second signal must not lose the turn between the ledger and the file
+                self._finished = self._session._complete(self.user_text, self._call.finish(error))
         return self._finished
 
 
@@ -166,6 +171,8 @@ class ChatSession:
                 conversation.system = system
         self._conversation = conversation
         self._context = ContextState()
+        self.pending_warnings: list[str] = []  # from saves outside a turn (/system, /model), for the CLI
+        self.last_save_failed = False
 
     # -- what the session is ------------------------------------------------------------------
 
@@ -193,6 +200,11 @@ class ChatSession:
     def turns_out_of_context(self) -> int:
         return self._context.start
 
+    def take_warnings(self) -> list[str]:
+        """Warnings from work outside a turn (a /system or /model change that could not be saved)."""
+        warnings, self.pending_warnings = self.pending_warnings, []
+        return warnings
+
     def take_drop_notice(self) -> int | None:
         """How many turns were dropped to fit the window, the first time that happens; else None."""
         notice, self._context.pending_notice = self._context.pending_notice, None
@@ -215,9 +227,19 @@ class ChatSession:
         if not text.strip():
             raise UsageError("Empty message.", hint="Type something, or /help for commands.")
         fit = self.fit_context(text)
-        warnings = check_budget(self._settings, self._provider.resolved, ignore=self._ignore_budget, price=self.price())
-        request = GenerationRequest(fit.messages, self._params)
-        return ChatTurn(self, text, GenerationRun(self._provider, request), warnings)
+        call = Call(
+            self._provider,
+            GenerationRequest(fit.messages, self._params),
+            settings=self._settings,
+            command="chat",
+            ignore_budget=self._ignore_budget,
+            conversation_id=self._conversation.id,
+            prompt_text=text,
+            price=self.price(),
+            record=self._record_usage,
+            keep_text=self._store is not None,  # --no-save: no text on disk, not even in the ledger
+        )
+        return ChatTurn(self, text, call)
 
     def price(self) -> Price | None:
         """The current model's price per million tokens (looked up once per model)."""
@@ -276,7 +298,14 @@ class ChatSession:
         window = self.context_window()
         if window is None:
             return None, None
-        return self._count(self._conversation.messages(self._context.start)), window
+        messages = self._conversation.messages(self._context.start)
+        if not messages:
+            return 0, window  # before the first message: nothing to count (a chat template refuses [])
+        try:
+            return self._count(messages), window
+        except (LlmctlError, ValueError, TypeError):
+            # Some templates refuse a system prompt without a user message; /usage must not end the chat.
+            return None, window
 
     def context_window(self) -> int | None:
         """The model's window: the provider's (a local model's config, an alias's ``context_window``),
@@ -295,7 +324,8 @@ class ChatSession:
             return counted
         return hosted_prompt_tokens(self._provider.resolved, messages)
 
-    def _complete(self, user_text: str, result: GenerationResult) -> TurnOutcome:
+    def _complete(self, user_text: str, call: CallOutcome) -> TurnOutcome:
+        result = call.result
         status = {
             RunStatus.OK: STATUS_OK,
             RunStatus.INTERRUPTED: STATUS_INTERRUPTED,
@@ -309,33 +339,29 @@ class ChatSession:
             status=status,
             finish_reason=completion.finish_reason.value,
             usage=completion.usage,
+            cost_usd=call.cost_usd,
             error=None if result.error is None else result.error.message,
         )
-        warnings: list[str] = []
-        if self._record_usage:
-            accounting = record_call(
-                result,
-                self._provider.resolved,
-                settings=self._settings,
-                command="chat",
-                conversation_id=self._conversation.id,
-                prompt_text=user_text,
-                price=self.price(),
-            )
-            turn.cost_usd = accounting.cost_usd
-            if accounting.warning:
-                warnings.append(accounting.warning)
-        else:
-            cost = price_usage(self._provider.resolved, completion.usage, self.price()) if self.price() else None
-            turn.cost_usd = None if cost is None else cost.usd
         self._conversation.turns.append(turn)
-        saved = self._save()
+        warnings = list(call.warnings)
+        saved = self._save(warnings)
         return TurnOutcome(result=result, turn=turn, totals=self.totals(), saved=saved, warnings=tuple(warnings))
 
-    def _save(self) -> bool:
+    def _save(self, warnings: list[str] | None = None) -> bool:
+        """Write the conversation; a store that refuses it is a warning, and the chat goes on."""
         if self._store is None or not self._conversation.turns:
             return False
-        self._store.save(self._conversation)
+        try:
+            self._store.save(self._conversation)
+            self.last_save_failed = False
+        except LlmctlError as exc:
+            self.last_save_failed = True
+            message = f"Conversation not saved: {exc.message}"
+            if warnings is not None:
+                warnings.append(message)
+            else:
+                self.pending_warnings.append(message)
+            return False
         return True
 
     # -- commands -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from llmctl.domain import (
     Completion,
     CompletionBuilder,
+    CountSource,
     FinishReason,
     GenerationParams,
     GenerationRequest,
@@ -50,6 +51,9 @@ class GenerationResult:
     timing: Timing
     status: RunStatus
     error: LlmctlError | None = None
+    # False when the call never got to a model (not in the cache, no API key, prompt refused):
+    # its token counts are not applicable rather than unknown.
+    reached_model: bool = True
 
 
 # The most llmctl reads from stdin. Reading is bounded so that `cat huge.log | llmctl ...`
@@ -132,44 +136,127 @@ def resolve_params(
     max_tokens: int | None = None,
     seed: int | None = None,
 ) -> GenerationParams:
-    """Flags override the config's ``[defaults]``."""
+    """What the user asked for: a flag, else a key they wrote in the config's ``[defaults]``.
+
+    A key nobody set stays ``None``: a hosted API then samples with its own defaults (and
+    answers at full length), and a local model falls back on llmctl's built-in ones
+    (``LOCAL_DEFAULTS`` in the Hugging Face adapter).
+    """
+    written = defaults.model_fields_set
     return GenerationParams(
-        temperature=defaults.temperature if temperature is None else temperature,
-        top_p=defaults.top_p if top_p is None else top_p,
-        max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
-        seed=defaults.seed if seed is None else seed,
+        temperature=temperature if temperature is not None or "temperature" not in written else defaults.temperature,
+        top_p=top_p if top_p is not None or "top_p" not in written else defaults.top_p,
+        max_tokens=max_tokens if max_tokens is not None or "max_tokens" not in written else defaults.max_tokens,
+        seed=seed if seed is not None or "seed" not in written else defaults.seed,
     )
 
 
+# Chat framing on top of the text: a few tokens per message (role, separators) and a few to prime the reply.
+_FRAMING_TOKENS_PER_MESSAGE = 8
+_FRAMING_TOKENS = 3
+
+
+def check_hosted_context(provider: Provider, request: GenerationRequest) -> None:
+    """Refuse, before the call, an input a hosted model's known window cannot hold.
+
+    The window is the alias's ``context_window`` or the one listed for a known model.
+    A local model is checked as it tokenizes (exactly, in its adapter). Here the count
+    is exact (OpenAI's encodings) or the provider's (Anthropic's count-tokens API); an
+    estimate refuses nothing, the server decides. Counting costs something, so it only
+    runs when the input's size in bytes (a token is at least one byte) could overflow.
+    """
+    from llmctl.config import HuggingFaceProviderSettings
+    from llmctl.services import token_counting
+
+    resolved = provider.resolved
+    if isinstance(resolved.provider_settings, HuggingFaceProviderSettings):
+        return
+    window = provider.context_window() or token_counting.context_window(resolved)
+    if window is None:
+        return
+    messages = request.messages
+    most = sum(len(m.content.encode()) for m in messages) + _FRAMING_TOKENS_PER_MESSAGE * len(messages)
+    if most + _FRAMING_TOKENS < window:
+        return
+    counted = token_counting.count_tokens(resolved, messages)
+    if counted.source is not CountSource.ESTIMATE and counted.tokens >= window:
+        raise ContextLengthError(counted.tokens, window, model=resolved.display_name)
+
+
 class GenerationRun:
-    """One call: iterate ``deltas()``, then read ``result()`` whatever happened."""
+    """One call: iterate ``deltas()``, then read ``result()`` whatever happened.
+
+    Any exception ends the run as an error (not only LlmctlError: a malformed stream or a
+    template that raises still leaves a failed run with the text so far); Ctrl-C and the
+    consumer closing the stream end it as interrupted. ``events`` replaces
+    ``provider.stream(request)`` for callers that feed the provider differently (bench's
+    exact prompt ids); ``prepare=False`` for a caller that loaded the model itself (and timed it).
+    """
 
     def __init__(
         self,
         provider: Provider,
         request: GenerationRequest,
         clock: Callable[[], float] = time.perf_counter,
+        *,
+        events: Callable[[], Iterator[StreamEvent]] | None = None,
+        prepare: bool = True,
     ) -> None:
         self._provider = provider
+        self._prepare = prepare
         self._request = request
         self._clock = clock
+        self._events = events
         self._builder = CompletionBuilder()
         self._started: float | None = None
         self._first_token: float | None = None
         self._ended: float | None = None
         self._status = RunStatus.OK
         self._error: LlmctlError | None = None
+        self._reached = False
+        self._prepared = False
+        self._live: Generator[str, None, None] | None = None
 
     def deltas(self) -> Generator[str, None, None]:
         """Text pieces as they arrive. Re-raises provider errors after recording them."""
+        self._live = self._stream()
+        return self._live
+
+    @property
+    def provider(self) -> Provider:
+        return self._provider
+
+    @property
+    def status(self) -> RunStatus:
+        return self._status
+
+    def close(self) -> None:
+        """Stop the stream if its consumer left it half-read (the provider stops generating)."""
+        if self._live is not None:
+            for _ in range(3):  # a second Ctrl-C while it winds down must not leave it open
+                try:
+                    self._live.close()
+                    return
+                except KeyboardInterrupt:
+                    continue
+                except ValueError:
+                    # Being read on another thread right now (compare leaves a call to a silent server
+                    # behind on Ctrl-C): it cannot be closed from here, and ends with that thread.
+                    return
+
+    def _stream(self) -> Generator[str, None, None]:
         events: Iterator[StreamEvent] = iter(())
         try:
             # Inside the try: a model that fails to load is a failed run, not an ok one.
-            self._provider.prepare()
+            if self._prepare:
+                self._provider.prepare()
+            self._prepared = True
             resolved = self._provider.resolved
             check_input_size(self._request.messages, self._provider.context_window(), model=resolved.display_name)
+            check_hosted_context(self._provider, self._request)
             self._started = self._clock()
-            events = self._provider.stream(self._request)
+            self._reached = True
+            events = self._events() if self._events is not None else self._provider.stream(self._request)
             for event in events:
                 self._builder.add(event)
                 if isinstance(event, TextDelta) and event.text:
@@ -177,10 +264,14 @@ class GenerationRun:
                         self._first_token = self._clock()
                     yield event.text
         except LlmctlError as exc:
-            self._status, self._error = RunStatus.ERROR, exc
+            self._fail(exc)
             raise
         except (KeyboardInterrupt, GeneratorExit):
-            self._status = RunStatus.INTERRUPTED
+            if self._status is RunStatus.OK:  # the consumer may already have marked it failed
+                self._status = RunStatus.INTERRUPTED
+            raise
+        except Exception as exc:
+            self._fail(LlmctlError(f"{type(exc).__name__}: {exc}"))
             raise
         finally:
             close = getattr(events, "close", None)
@@ -191,12 +282,23 @@ class GenerationRun:
     @property
     def prepared(self) -> bool:
         """Whether the provider got ready (a local model loaded) before the run ended."""
-        return self._started is not None
+        return self._prepared
+
+    def _fail(self, error: LlmctlError) -> None:
+        self._status, self._error = RunStatus.ERROR, error
+        if isinstance(error, InputError) and not self._builder.text:
+            # Refused before anything was sent (a prompt too long for the window): no model was reached.
+            self._reached = False
 
     def interrupted(self) -> None:
         """Mark the run as stopped by the user (the consumer stopped reading)."""
-        if self._builder.finished is None:
+        if self._builder.finished is None and self._status is RunStatus.OK:
             self._status = RunStatus.INTERRUPTED
+
+    def failed(self, error: LlmctlError) -> None:
+        """Mark the run as failed by its consumer (stdout full): the answer did not get through."""
+        if self._status is not RunStatus.ERROR:
+            self._status, self._error = RunStatus.ERROR, error
 
     def result(self) -> GenerationResult:
         ended = {
@@ -205,15 +307,17 @@ class GenerationRun:
             RunStatus.INTERRUPTED: FinishReason.INTERRUPTED,
         }[self._status]
         completion = self._builder.build(ended=ended)
-        start = self._started if self._started is not None else self._clock()
-        end = self._ended if self._ended is not None else self._clock()
+        now = self._clock()
+        start = self._started if self._started is not None else now
+        end = self._ended if self._ended is not None else now
         first = None if self._first_token is None else self._first_token - start
         resolved = self._provider.resolved
         return GenerationResult(
             completion=completion,
             model=resolved.alias or resolved.model_id,
             provider=resolved.provider_name,
-            timing=Timing(first_token_s=first, total_s=end - start),
+            timing=Timing(first_token_s=first, total_s=max(0.0, end - start)),
             status=self._status,
             error=self._error,
+            reached_model=self._reached,
         )

@@ -12,113 +12,44 @@ edges of ``--since``/``--until`` from ``calls`` (through the index on ``ts``), s
 grows with the number of months and models, not with the number of calls.
 
 Unknown counts stay unknown: next to each sum the rollup keeps how many calls it covers,
-so a report can say "at least" instead of treating a missing count as 0.
+so a report can say "at least" instead of treating a missing count as 0. A call that never
+reached a model (token source ``not_applicable``) is counted apart: it used no tokens, so it
+makes no sum a lower bound.
+
+Reading never writes: ``UsageLedger(read_only=True)`` opens the file read-only (and, when
+even that needs a write, such as WAL's shared-memory file in a read-only folder, as an
+immutable file), so ``llmctl usage`` works on a full or read-only disk. Every
+:class:`LedgerError` names its cause (``LedgerError.cause``) and the fix for it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from llmctl.paths import data_home
 from llmctl.services.usage_rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
-from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION
+from llmctl.services.usage_schema import COLUMNS as COLUMNS  # re-exported: callers know them from here
+from llmctl.services.usage_schema import MIGRATIONS, SCHEMA_VERSION, cause_of
+from llmctl.services.usage_schema import LedgerError as LedgerError
+from llmctl.services.usage_schema import LedgerRecord as LedgerRecord
 
 LEDGER_FILE = "usage.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 
 GroupBy = Literal["model", "provider", "day", "command"]
-GROUP_BY: tuple[GroupBy, ...] = ("model", "provider", "day", "command")
+NOT_APPLICABLE = "not_applicable"  # token source of a call that never reached a model
+# `--by model` groups on provider and model together: one model id served by two providers is two rows.
+_MODEL_KEY = "provider || '/' || model"
 
 
 def ledger_path() -> Path:
     """Where the ledger lives: ``usage.sqlite3`` under ``$LLMCTL_HOME``."""
     return data_home() / LEDGER_FILE
-
-
-@dataclass(frozen=True)
-class LedgerRecord:
-    """One call as the ledger keeps it. ``None`` is unknown, never 0."""
-
-    ts: float  # unix time (UTC) when the call started
-    command: str  # generate, chat, ...
-    provider: str
-    model: str
-    status: str  # ok | error | interrupted
-    token_source: str  # provider | exact | estimate | unknown
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    cached_input_tokens: int | None = None
-    cost_usd: float | None = None
-    price_input_per_mtok: float | None = None
-    price_output_per_mtok: float | None = None
-    price_source: str | None = None  # config | genai-prices | local
-    first_token_s: float | None = None
-    total_s: float | None = None
-    error: str | None = None
-    conversation_id: str | None = None
-    prompt_text: str | None = None  # only with [usage] store_text = true
-    response_text: str | None = None  # only with [usage] store_text = true
-    id: int | None = None
-
-    @property
-    def time_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.ts, tz=UTC)
-
-
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name != "id")
-
-
-# The rollup's measures, in table order, and how a call contributes to each.
-_MEASURES = (
-    "calls",
-    "input_tokens",
-    "input_calls",
-    "output_tokens",
-    "output_calls",
-    "total_tokens",
-    "total_calls",
-    "cached_input_tokens",
-    "cost_usd",
-    "cost_calls",
-    "errors",
-    "interrupted",
-)
-
-
-def _contribution(r: LedgerRecord) -> tuple[float, ...]:
-    return (
-        1,
-        r.input_tokens or 0,
-        r.input_tokens is not None,
-        r.output_tokens or 0,
-        r.output_tokens is not None,
-        r.total_tokens or 0,
-        r.total_tokens is not None,
-        r.cached_input_tokens or 0,
-        r.cost_usd or 0.0,
-        r.cost_usd is not None,
-        r.status == "error",
-        r.status == "interrupted",
-    )
-
-
-_ROLLUP_UPSERT = (
-    f"INSERT INTO usage_rollup (period, bucket, command, provider, model, {', '.join(_MEASURES)}) "
-    f"VALUES ({', '.join('?' * (5 + len(_MEASURES)))}) "
-    "ON CONFLICT (period, bucket, command, provider, model) DO UPDATE SET "
-    + ", ".join(f"{m} = {m} + excluded.{m}" for m in _MEASURES)
-)
-_INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
-
-class LedgerError(Exception):
-    """The ledger cannot be opened, read or written (read-only disk, locked, corrupt, too new)."""
 
 
 @dataclass
@@ -137,20 +68,65 @@ class Totals:
     cost_calls: int = 0
     errors: int = 0
     interrupted: int = 0
+    unreached: int = 0  # calls that never reached a model: no tokens used, none unknown
 
     def add(self, values: Sequence[Any]) -> None:
-        for name, value in zip(_MEASURES, values, strict=True):
+        for name, value in zip((f.name for f in fields(self)), values, strict=True):
             setattr(self, name, getattr(self, name) + (value or 0))
+
+    @property
+    def reached(self) -> int:
+        """Calls that reached a model (only they can have counts, known or not)."""
+        return self.calls - self.unreached
+
+    @property
+    def unknown_input(self) -> int:
+        return max(0, self.reached - self.input_calls)
+
+    @property
+    def unknown_output(self) -> int:
+        return max(0, self.reached - self.output_calls)
 
     @property
     def unknown_tokens(self) -> int:
         """Calls whose total token count is unknown (so the token sums are lower bounds)."""
-        return self.calls - self.total_calls
+        return max(0, self.reached - self.total_calls)
 
     @property
     def unknown_cost(self) -> int:
         """Calls whose cost is unknown (so the cost sum is a lower bound)."""
-        return self.calls - self.cost_calls
+        return max(0, self.reached - self.cost_calls)
+
+
+# The rollup's measures, in table order: one per field of Totals.
+_MEASURES: tuple[str, ...] = tuple(f.name for f in fields(Totals))
+
+
+def _contribution(r: LedgerRecord) -> tuple[float, ...]:
+    return (
+        1,
+        r.input_tokens or 0,
+        r.input_tokens is not None,
+        r.output_tokens or 0,
+        r.output_tokens is not None,
+        r.total_tokens or 0,
+        r.total_tokens is not None,
+        r.cached_input_tokens or 0,
+        r.cost_usd or 0.0,
+        r.cost_usd is not None,
+        r.status == "error",
+        r.status == "interrupted",
+        r.token_source == NOT_APPLICABLE,
+    )
+
+
+_ROLLUP_UPSERT = (
+    f"INSERT INTO usage_rollup (period, bucket, command, provider, model, {', '.join(_MEASURES)}) "
+    f"VALUES ({', '.join('?' * (5 + len(_MEASURES)))}) "
+    "ON CONFLICT (period, bucket, command, provider, model) DO UPDATE SET "
+    + ", ".join(f"{m} = {m} + excluded.{m}" for m in _MEASURES)
+)
+_INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 @dataclass(frozen=True)
@@ -174,10 +150,12 @@ class UsageReport:
 class UsageLedger:
     """The ledger file. Opened lazily; every method may raise LedgerError."""
 
-    def __init__(self, path: Path | None = None, *, timeout: float | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, timeout: float | None = None, read_only: bool = False) -> None:
         self.path = path if path is not None else ledger_path()
         self._timeout = BUSY_TIMEOUT_S if timeout is None else timeout
+        self._read_only = read_only
         self._conn: sqlite3.Connection | None = None
+        self._version = SCHEMA_VERSION
 
     # -- connection and schema -------------------------------------------------------
 
@@ -187,11 +165,14 @@ class UsageLedger:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
+        if self._read_only:
+            self._conn = self._connect_read_only()
+            return self._conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"cannot open the usage ledger {self.path}: {exc}") from exc
+            raise LedgerError(f"cannot open the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -199,19 +180,58 @@ class UsageLedger:
             self._migrate(conn)
         except sqlite3.Error as exc:
             conn.close()
-            raise LedgerError(f"cannot use the usage ledger {self.path}: {exc}") from exc
+            raise LedgerError(f"cannot use the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
+        except LedgerError:
+            conn.close()
+            raise
         self._conn = conn
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open without writing anything: read-only, else (WAL in a read-only folder) immutable."""
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        failure: sqlite3.Error | None = None
+        for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + mode, uri=True, timeout=self._timeout, isolation_level=None)
+            except sqlite3.Error as exc:
+                failure = exc
+                continue
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                self._check_version(version)
+                conn.execute("SELECT 1 FROM calls LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                conn.close()
+                failure = exc
+                if cause_of(exc) in ("corrupt", "locked"):
+                    break
+                continue
+            except LedgerError:
+                conn.close()
+                raise
+            self._version = version
+            return conn
+        assert failure is not None
+        raise LedgerError(f"cannot read the usage ledger {self.path}: {failure}", cause_of(failure)) from failure
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the usage ledger {self.path} has schema version {version}, newer than this llmctl "
+                f"understands ({SCHEMA_VERSION}); upgrade llmctl",
+                "too_new",
+            )
+        if version < 1:
+            raise LedgerError(f"the usage ledger {self.path} has no llmctl schema", "corrupt")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"the usage ledger {self.path} has schema version {version}, newer than this llmctl "
-                f"understands ({SCHEMA_VERSION}); upgrade llmctl"
-            )
+            self._check_version(version)
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have migrated while we waited for the write lock.
@@ -270,7 +290,7 @@ class UsageLedger:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write to the usage ledger {self.path}: {exc}") from exc
+            raise LedgerError(f"cannot write to the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
         return ids
 
     # -- reading -----------------------------------------------------------------------
@@ -289,7 +309,9 @@ class UsageLedger:
         periods: tuple[Period, ...] = ("day", "hour") if by == "day" else PERIODS
         buckets, raws = cover(query.since, query.until, periods)
         filters, params = self._filters(query)
-        sums = ", ".join(f"SUM({m})" for m in _MEASURES)
+        # A ledger read in place at an older schema lacks the later measures: they are 0 there.
+        present = _MEASURES if self._version >= SCHEMA_VERSION else _MEASURES[:-1]
+        sums = ", ".join([*(f"SUM({m})" for m in present), *("0" for _ in _MEASURES[len(present) :])])
         try:
             for bucket in buckets:
                 where = ["period = ?", *filters]
@@ -300,20 +322,23 @@ class UsageLedger:
                 if bucket.high is not None:
                     where.append("bucket < ?")
                     values.append(bucket.high)
-                key = "bucket" if by == "day" else by
+                key = "bucket" if by == "day" else _MODEL_KEY if by == "model" else by
                 sql = f"SELECT {key}, {sums} FROM usage_rollup {_where(where)} GROUP BY {key}"
                 for row in conn.execute(sql, values):
                     yield (utc_day(row[0]) if by == "day" else row[0]), row[1:]
             for raw in raws:
                 yield from self._raw_groups(conn, by, raw, filters, params)
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from exc
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
 
     @staticmethod
     def _filters(query: UsageQuery) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
-        for column in ("model", "provider", "command"):
+        if query.model is not None:  # as recorded, or as `usage --by model` lists it (PROVIDER/MODEL)
+            where.append(f"(model = ? OR {_MODEL_KEY} = ?)")
+            params += [query.model, query.model]
+        for column in ("provider", "command"):
             value = getattr(query, column)
             if value is not None:
                 where.append(f"{column} = ?")
@@ -332,12 +357,12 @@ class UsageLedger:
         if raw.end is not None:
             where.append("ts < ?")
             values.append(raw.end)
-        key = "CAST(ts / 86400 AS INTEGER)" if by == "day" else by
+        key = "CAST(ts / 86400 AS INTEGER)" if by == "day" else _MODEL_KEY if by == "model" else by
         measures = (
             "COUNT(*), SUM(COALESCE(input_tokens, 0)), COUNT(input_tokens), SUM(COALESCE(output_tokens, 0)), "
             "COUNT(output_tokens), SUM(COALESCE(total_tokens, 0)), COUNT(total_tokens), "
             "SUM(COALESCE(cached_input_tokens, 0)), SUM(COALESCE(cost_usd, 0)), COUNT(cost_usd), "
-            "SUM(status = 'error'), SUM(status = 'interrupted')"
+            f"SUM(status = 'error'), SUM(status = 'interrupted'), SUM(token_source = '{NOT_APPLICABLE}')"
         )
         sql = f"SELECT {key}, {measures} FROM calls {_where(where)} GROUP BY {key}"
         for row in conn.execute(sql, values):
@@ -358,13 +383,13 @@ class UsageLedger:
             for row in conn.execute(sql, params):
                 yield LedgerRecord(id=row[0], **dict(zip(COLUMNS, row[1:], strict=True)))
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from exc
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
 
     def count(self) -> int:
         try:
             return int(self._connect().execute("SELECT COUNT(*) FROM calls").fetchone()[0])
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from exc
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
 
 
 def _where(conditions: list[str]) -> str:

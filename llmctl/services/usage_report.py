@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TextIO
@@ -88,18 +88,34 @@ class ReportRequest:
 
 
 def build_report(query: UsageQuery, by: GroupBy, ledger: UsageLedger | None = None) -> UsageReport:
-    """Summarize the ledger (an empty report when nothing was recorded yet)."""
+    """Summarize the ledger (an empty report when nothing was recorded yet). Never writes to it."""
     own = ledger is None
-    target = UsageLedger() if ledger is None else ledger
+    target = UsageLedger(read_only=True) if ledger is None else ledger
     try:
         if not target.exists():
             return UsageReport(by=by)
         return target.summarize(query, by=by)
     except LedgerError as exc:
-        raise UsageError(f"Cannot read usage: {exc}.", hint="Check the file's permissions (LLMCTL_HOME).") from exc
+        raise unreadable(exc) from exc
     finally:
         if own:
             target.close()
+
+
+def read_records(query: UsageQuery) -> Iterator[LedgerRecord]:
+    """The raw rows for ``usage --csv`` (none when nothing was recorded yet). Never writes."""
+    with UsageLedger(read_only=True) as ledger:
+        if not ledger.exists():
+            return
+        try:
+            yield from ledger.records(query)
+        except LedgerError as exc:
+            raise unreadable(exc) from exc
+
+
+def unreadable(exc: LedgerError) -> UsageError:
+    """The one-line error for a ledger that cannot be read, with the fix for its cause."""
+    return UsageError(f"Cannot read usage: {exc}.", hint=exc.hint)
 
 
 def sorted_groups(report: UsageReport) -> list[tuple[str, Totals]]:
@@ -114,17 +130,18 @@ def totals_json(totals: Totals) -> dict[str, Any]:
     """A figure no call knows is null; otherwise the sum of the calls that know it."""
     return {
         "calls": totals.calls,
-        "input_tokens": totals.input_tokens if totals.input_calls else None,
-        "output_tokens": totals.output_tokens if totals.output_calls else None,
-        "total_tokens": totals.total_tokens if totals.total_calls else None,
+        "input_tokens": totals.input_tokens if totals.input_calls or not totals.reached else None,
+        "output_tokens": totals.output_tokens if totals.output_calls or not totals.reached else None,
+        "total_tokens": totals.total_tokens if totals.total_calls or not totals.reached else None,
         "cached_input_tokens": totals.cached_input_tokens,
         "cost_usd": round(totals.cost_usd, 9) if totals.cost_calls else None,
-        "unknown_input_calls": totals.calls - totals.input_calls,
-        "unknown_output_calls": totals.calls - totals.output_calls,
+        "unknown_input_calls": totals.unknown_input,
+        "unknown_output_calls": totals.unknown_output,
         "unknown_tokens_calls": totals.unknown_tokens,
         "unknown_cost_calls": totals.unknown_cost,
         "errors": totals.errors,
         "interrupted": totals.interrupted,
+        "not_reached_calls": totals.unreached,
     }
 
 

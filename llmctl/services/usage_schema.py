@@ -1,10 +1,17 @@
-"""The ledger's schema, one migration per version (``PRAGMA user_version``).
+"""The ledger's schema, one migration per version (``PRAGMA user_version``), and its failures.
 
 ``MIGRATIONS[n]`` takes a ledger from version ``n`` to ``n + 1``. Append a new entry to
 change the schema; never edit a released one: old ledgers replay them in order.
+
+:class:`LedgerError` carries the cause of a failure (corrupt file, schema too new,
+permissions, full disk, locked), read from SQLite's result code, so the hint fits it.
 """
 
 from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 
 _V1 = """
 CREATE TABLE calls (
@@ -54,6 +61,96 @@ CREATE TABLE usage_rollup (
 ) WITHOUT ROWID;
 """
 
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One call as the ledger keeps it. ``None`` is unknown, never 0."""
+
+    ts: float  # unix time (UTC) when the call started
+    command: str  # generate, chat, ...
+    provider: str
+    model: str
+    status: str  # ok | error | interrupted
+    token_source: str  # provider | exact | estimate | unknown | not_applicable (never reached a model)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cost_usd: float | None = None
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+    price_source: str | None = None  # config | genai-prices | local
+    first_token_s: float | None = None
+    total_s: float | None = None
+    error: str | None = None
+    conversation_id: str | None = None
+    prompt_text: str | None = None  # only with [usage] store_text = true
+    response_text: str | None = None  # only with [usage] store_text = true
+    id: int | None = None
+
+    @property
+    def time_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, tz=UTC)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name != "id")
+
+# Calls that never reached a model (token source "not_applicable"): their counts are not unknown.
+_V2 = "ALTER TABLE usage_rollup ADD COLUMN unreached INTEGER NOT NULL DEFAULT 0"
+
 # MIGRATIONS[n] upgrades a ledger at user_version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+_HINTS = {
+    "corrupt": "The file is damaged or not a ledger: move it aside (llmctl starts a new one) or restore a backup.",
+    "too_new": "A newer llmctl wrote it: upgrade llmctl (pip install -U llmctl).",
+    "permissions": "Check that you may read and write the file and its folder (or set LLMCTL_HOME elsewhere).",
+    "full": "The disk is full: free some space.",
+    "locked": "Another llmctl holds it for writing; try again when it is done.",
+    "unknown": "Set LLMCTL_DEBUG=1 for details.",
+}
+
+# SQLite's primary result codes (the part before any '_' extension), and the cause each means.
+_CAUSES = {
+    "SQLITE_CORRUPT": "corrupt",
+    "SQLITE_NOTADB": "corrupt",
+    "SQLITE_FORMAT": "corrupt",
+    "SQLITE_READONLY": "permissions",
+    "SQLITE_CANTOPEN": "permissions",
+    "SQLITE_PERM": "permissions",
+    "SQLITE_AUTH": "permissions",
+    "SQLITE_FULL": "full",
+    "SQLITE_BUSY": "locked",
+    "SQLITE_LOCKED": "locked",
+}
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened, read or written; ``cause`` says why, ``hint`` how to fix it."""
+
+    def __init__(self, message: str, cause: str = "unknown") -> None:
+        super().__init__(message)
+        self.cause = cause if cause in _HINTS else "unknown"
+
+    @property
+    def hint(self) -> str:
+        return _HINTS[self.cause]
+
+
+def cause_of(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        return "permissions"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "full"
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    for code, cause in _CAUSES.items():
+        if name == code or name.startswith(code + "_"):
+            return cause
+    text = str(exc).lower()
+    if "not a database" in text or "malformed" in text:
+        return "corrupt"
+    if "disk is full" in text or "disk full" in text:
+        return "full"
+    return "unknown"

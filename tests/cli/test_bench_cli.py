@@ -94,4 +94,5 @@ def test_hosted_model_over_the_wire(run_llmctl: Run, config_file: Path, monkeypa
     assert result.exit_code == 0, result.stderr
     assert "64 prompt → 4 new tokens" in result.stdout
     assert "remote API" in result.stdout
+    assert "Prompt cache" in result.stdout and "different line" in result.stdout
     assert "Peak GPU" not in result.stdout

@@ -151,7 +151,8 @@ def test_a_failing_model_gets_its_error_and_the_others_still_run(
     assert rows["broken"]["cost/call"] == "unknown"  # a failed call without counts is not $0
     assert "--- demo ---\nThe capital of France is Paris.\n" in result.stdout
     assert "2 models of 3 failed: broken, nope." in result.stderr
-    assert sorted((row.model, row.status) for row in ledger_rows()) == [("broken", "error"), ("demo", "ok")]
+    # The ledger names a model by provider and id (an alias by its target).
+    assert sorted((row.provider, row.status) for row in ledger_rows()) == [("hf", "ok"), ("openai", "error")]
 
 
 def test_a_missing_key_stops_that_model_after_one_call(run_llmctl: Run, tmp_path: Path) -> None:
@@ -243,7 +244,8 @@ def test_a_judge_grades_each_answer_and_its_cost_is_kept_apart(
     assert first["temperature"] == 0.0
     assert "Names Paris as the capital." in first["messages"][1]["content"]
     assert "The capital of France is Paris." in first["messages"][1]["content"]
-    assert sorted(row.model for row in ledger_rows()) == ["demo", "demo", "mini", "mini"]
+    assert sorted(row.provider for row in ledger_rows()) == ["hf", "hf", "openai", "openai"]
+    assert {row.model for row in ledger_rows() if row.provider == "openai"} == {"gpt-4o-mini"}
     assert {row.command for row in ledger_rows()} == {"compare"}
 
 

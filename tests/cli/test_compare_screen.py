@@ -86,7 +86,10 @@ def test_ctrl_c_ends_every_call_records_it_and_exits_130(
     assert term.finish(timeout_s=20) == 130, term.text()
     assert "Interrupted" in term.text()
     rows = ledger_rows()
-    assert sorted((row.model, row.status) for row in rows) == [("big", "interrupted"), ("mini", "interrupted")]
+    assert sorted((row.model, row.status) for row in rows) == [
+        ("gpt-4o", "interrupted"),
+        ("gpt-4o-mini", "interrupted"),
+    ]
     assert all((row.total_s or 0) < 5 for row in rows)
 
 

@@ -249,7 +249,7 @@ def test_anthropic_text_usage_and_system_placement(run_llmctl: Run, ant: Anthrop
     body = ant.last_request.json
     assert body["system"] == "Be brief."
     assert body["messages"] == [{"role": "user", "content": "Capital?"}]
-    assert body["max_tokens"] == 512  # the config default: Anthropic requires one
+    assert body["max_tokens"] == 4096  # nobody set one, and Anthropic requires one: the stated default
     assert ant.last_request.bearer_token == ANTHROPIC_KEY
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from llmctl.cli import output
-from llmctl.services.conversation_store import Conversation, ConversationStore, Turn
+from llmctl.services.conversation import Conversation, Turn
+from llmctl.services.conversation_store import ConversationStore
 from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
 

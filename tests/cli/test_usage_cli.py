@@ -72,11 +72,12 @@ def test_json_totals_and_groups_by_model(run_llmctl: Run, ledger: list[LedgerRec
     assert totals["cost_usd"] == pytest.approx(1.54)
     assert (totals["unknown_cost_calls"], totals["unknown_tokens_calls"], totals["errors"]) == (1, 1, 1)
     groups = {g["model"]: g for g in data["groups"]}
-    assert set(groups) == {"gpt-4o-mini", "claude", "local", "mystery"}
-    assert groups["gpt-4o-mini"]["calls"] == 3 and groups["gpt-4o-mini"]["cost_usd"] == pytest.approx(0.04)
-    assert groups["mystery"]["cost_usd"] is None and groups["mystery"]["output_tokens"] is None
-    assert groups["local"]["cost_usd"] == 0
-    assert data["groups"][0]["model"] == "claude"  # most expensive first
+    assert set(groups) == {"openai/gpt-4o-mini", "anthropic/claude", "hf/local", "my-vllm/mystery"}
+    gpt = groups["openai/gpt-4o-mini"]
+    assert gpt["calls"] == 3 and gpt["cost_usd"] == pytest.approx(0.04)
+    assert groups["my-vllm/mystery"]["cost_usd"] is None and groups["my-vllm/mystery"]["output_tokens"] is None
+    assert groups["hf/local"]["cost_usd"] == 0
+    assert data["groups"][0]["model"] == "anthropic/claude"  # most expensive first
 
 
 @pytest.mark.parametrize(
@@ -110,7 +111,7 @@ def test_since_an_age_and_filters(run_llmctl: Run, ledger: list[LedgerRecord]) -
 def test_until_a_date_includes_that_whole_day(run_llmctl: Run, ledger: list[LedgerRecord]) -> None:
     ten_days_ago = (NOW - timedelta(hours=240)).astimezone().date().isoformat()
     data = json_report(run_llmctl, "--until", ten_days_ago)
-    assert data["totals"]["calls"] == 1 and data["groups"][0]["model"] == "claude"
+    assert data["totals"]["calls"] == 1 and data["groups"][0]["model"] == "anthropic/claude"
 
 
 def test_the_table_marks_sums_that_leave_unknowns_out(run_llmctl: Run, ledger: list[LedgerRecord]) -> None:

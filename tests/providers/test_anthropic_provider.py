@@ -23,7 +23,7 @@ from llmctl.domain import (
     collect,
 )
 from llmctl.errors import AuthenticationError, ContextLengthError, InputError, ModelNotFoundError, ProviderError
-from llmctl.providers.anthropic_provider import FALLBACK_MAX_TOKENS, AnthropicProvider, list_remote_models
+from llmctl.providers.anthropic_provider import DEFAULT_MAX_TOKENS, AnthropicProvider, list_remote_models
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.generation import GenerationRun, RunStatus
 from tests.wire.anthropic_server import (
@@ -110,7 +110,7 @@ def test_system_is_top_level_and_sampling_parameters_are_not_sent(server: Anthro
 def test_max_tokens_is_always_sent(server: AnthropicServer) -> None:
     events(make(server), GenerationRequest((Message("user", "Hi"),)))
     body = server.last_request.json
-    assert body["max_tokens"] == FALLBACK_MAX_TOKENS and "system" not in body
+    assert body["max_tokens"] == DEFAULT_MAX_TOKENS and "system" not in body
 
 
 def test_several_system_messages_are_joined(server: AnthropicServer) -> None:

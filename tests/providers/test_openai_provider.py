@@ -364,7 +364,7 @@ def test_vllm_context_message_with_room_for_the_input_blames_max_tokens(server: 
         "(4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion."
     )
     server.add(Fault(400, message=message))
-    with pytest.raises(InputError, match=r"input \(4000 tokens\) plus the tokens to generate exceed .* 4096") as info:
+    with pytest.raises(InputError, match=r"input \(4,000 tokens\) plus the tokens to generate exceed .* 4,096") as info:
         events(make(server))
     assert "--max-tokens" in str(info.value.hint)
 

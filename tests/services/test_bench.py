@@ -31,11 +31,11 @@ from llmctl.services.bench import (
     BenchOptions,
     RunMeasurement,
     exact_prompt_ids,
-    hosted_prompt,
     run_bench,
     summarize,
     with_load_overrides,
 )
+from llmctl.services.bench_measure import hosted_prompt
 from tests.tiny_models import build_tiny_model
 
 
@@ -287,7 +287,7 @@ def test_json_has_the_documented_shape(tiny_models: dict[str, Path]) -> None:
     data = json.loads(json.dumps(report.to_json()))
     assert set(data) == {
         "model", "provider", "kind", "settings", "environment", "import_s", "load_s",
-        "summary", "runs", "warmup_runs", "memory", "recorded",
+        "summary", "runs", "warmup_runs", "memory", "recorded", "prompt_cache",
     }  # fmt: skip
     assert data["settings"] == {
         "runs": 2, "warmup": 0, "prompt_tokens": 12, "max_tokens": 4, "quantize": None, "dtype": None,
@@ -334,3 +334,55 @@ def test_anthropic_bench_goes_through_the_sdk(monkeypatch: pytest.MonkeyPatch) -
         )
         assert len(server.requests_to("/v1/messages")) == 1
     assert (report.runs[0].prompt_tokens, report.runs[0].output_tokens) == (40, 3)
+
+
+# -- a server's prompt cache must not pass for prefill speed ------------------------------------------------
+
+
+def test_every_hosted_call_begins_with_a_prompt_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.wire.openai_server import OpenAIServer, Reply
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-bench")
+    with OpenAIServer(api_key="sk-test-bench", default=Reply(usage=(120, 6))) as server:
+        settings = Settings.model_validate({"providers": {"openai": {"base_url": server.base_url, "max_retries": 0}}})
+        report = run_bench(resolve("openai/gpt-4o-mini", settings), BenchOptions(runs=3, warmup=1, prompt_tokens=120))
+        prompts = [r.json["messages"][-1]["content"] for r in server.requests_to("/v1/chat/completions")]
+    assert len(prompts) == 4
+    first_lines = [prompt.splitlines()[0] for prompt in prompts]
+    assert len(set(first_lines)) == 4  # a cache matches on the beginning: each one differs there
+    assert len({prompt.split("\n", 1)[1] for prompt in prompts}) == 1  # and only there: same size, same text
+    assert report.prompt_varied and report.to_json()["prompt_cache"]["prompt_varied_per_run"] is True
+    assert "could not serve it" in (report.prompt_cache_note() or "")
+
+
+def test_a_benchmark_never_repeats_another_ones_prompt() -> None:
+    api: list[ScriptedAPI] = []
+
+    def opener(resolved: ResolvedModel) -> Any:
+        api.append(ScriptedAPI(resolved, None))
+        return api[-1]
+
+    for _ in range(2):
+        run_bench(api_model(), BenchOptions(runs=2, warmup=0), open_provider=opener)
+    prompts = [request.messages[-1].content for provider in api for request in provider.requests]
+    assert len(set(prompts)) == 4
+
+
+@pytest.mark.parametrize(
+    ("usage", "share", "says"),
+    [
+        (Usage(100, 4, CountSource.PROVIDER, cached_input_tokens=80), 0.8, "80% of prompt tokens cached"),
+        (Usage(100, 4, CountSource.PROVIDER, cached_input_tokens=0), 0.0, "reported none cached"),
+        (Usage(100, 4, CountSource.PROVIDER), None, "reports no cached tokens"),
+    ],
+)
+def test_the_cached_share_the_api_reports_is_shown(usage: Usage, share: float | None, says: str) -> None:
+    report = run_bench(api_model(), BenchOptions(runs=2, warmup=0), open_provider=lambda r: ScriptedAPI(r, usage))
+    assert report.cached_share() == share
+    assert says in (report.prompt_cache_note() or "")
+    assert report.to_json()["runs"][0]["cached_prompt_tokens"] == usage.cached_input_tokens
+
+
+def test_local_benchmarks_have_no_prompt_cache_note(tiny_models: dict[str, Path]) -> None:
+    report = run_bench(local(tiny_models["llama"]), BenchOptions(runs=1, warmup=0, prompt_tokens=8, max_tokens=2))
+    assert report.prompt_cache_note() is None and not report.prompt_varied

@@ -24,16 +24,15 @@ from llmctl.domain import (
 from llmctl.errors import ContextLengthError, ProviderError, UsageError
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.chat_session import ChatSession, TurnOutcome, hosted_prompt_tokens
-from llmctl.services.conversation_store import (
+from llmctl.services.conversation import (
     Conversation,
-    ConversationStore,
     Turn,
     conversation_from_json,
     conversation_to_json,
-    export,
-    to_markdown,
     usage_totals,
 )
+from llmctl.services.conversation_export import export, to_markdown
+from llmctl.services.conversation_store import ConversationStore
 from llmctl.services.usage_ledger import UsageLedger
 
 

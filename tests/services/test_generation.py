@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from llmctl.config import Defaults, OpenAIProviderSettings
+from llmctl.config import Defaults, OpenAIProviderSettings, parse_settings
 from llmctl.domain import (
     CountSource,
     Finished,
     FinishReason,
+    GenerationParams,
     GenerationRequest,
     Message,
     StreamEvent,
@@ -82,7 +84,30 @@ def test_messages_and_params() -> None:
     assert build_messages("q", "sys") == (Message("system", "sys"), Message("user", "q"))
     assert build_messages("q", None) == (Message("user", "q"),)
     params = resolve_params(Defaults(temperature=0.5, max_tokens=10), temperature=0.0, seed=3)
-    assert (params.temperature, params.top_p, params.max_tokens, params.seed) == (0.0, 0.9, 10, 3)
+    assert (params.temperature, params.top_p, params.max_tokens, params.seed) == (0.0, None, 10, 3)
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "expected"),
+    [
+        ("", {}, GenerationParams()),  # nobody asked for anything: nothing is sent
+        ("[defaults]\n", {}, GenerationParams()),
+        ("[defaults]\ntemperature = 0.7\n", {}, GenerationParams(temperature=0.7)),  # written, even if built in
+        ("[defaults]\nmax_tokens = 99\nseed = 4\n", {}, GenerationParams(max_tokens=99, seed=4)),
+        ("", {"top_p": 0.5, "max_tokens": 7}, GenerationParams(top_p=0.5, max_tokens=7)),
+        ("[defaults]\ntop_p = 0.8\ntemperature = 1.0\n", {"temperature": 0.0}, GenerationParams(0.0, 0.8)),
+    ],
+)
+def test_params_hold_only_what_the_user_set(config: str, flags: dict[str, float], expected: GenerationParams) -> None:
+    settings = parse_settings(config, Path("config.toml"))
+    assert resolve_params(settings.defaults, **flags) == expected
+
+
+def test_local_defaults_fill_only_the_gaps() -> None:
+    from llmctl.providers.hf_provider import LOCAL_DEFAULTS
+
+    assert GenerationParams(max_tokens=5).or_defaults(LOCAL_DEFAULTS) == GenerationParams(0.7, 0.9, 5)
+    assert GenerationParams(0.0, 0.2, seed=1).or_defaults(LOCAL_DEFAULTS) == GenerationParams(0.0, 0.2, seed=1)
 
 
 def test_successful_run() -> None:

@@ -150,7 +150,7 @@ def naive(rows: list[LedgerRecord], query: UsageQuery, by: str) -> dict[str, tup
             continue
         if any(getattr(query, f) is not None and getattr(query, f) != getattr(r, f) for f in ("model", "provider")):
             continue
-        key = utc_day(r.ts) if by == "day" else getattr(r, by)
+        key = utc_day(r.ts) if by == "day" else f"{r.provider}/{r.model}" if by == "model" else getattr(r, by)
         sums = out.setdefault(key, [0, 0, 0, 0, 0.0, 0])
         sums[0] += 1
         sums[1] += r.input_tokens or 0

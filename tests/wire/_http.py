@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -227,6 +227,25 @@ class StreamError:
 
 
 @dataclass(frozen=True)
+class KeepAlive:
+    """Stream ``after_chunks`` deltas, then keep the stream open with keep-alives and no text.
+
+    What a stalled server does (llama.cpp, gateways): every ``interval_s`` it
+    sends ``style="comment"`` an SSE comment line (``: ping``), or
+    ``style="event"`` an event that carries no text (OpenAI: a chunk whose delta
+    content is ``""``; Anthropic: ``event: ping``).  It stops after
+    ``duration_s``, when the client goes away, or when the server stops; then
+    the connection is dropped without the terminating event.
+    """
+
+    after_chunks: int = 0
+    interval_s: float = 0.05
+    style: Literal["comment", "event"] = "comment"
+    duration_s: float = 20.0
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True)
 class Slow:
     """Wait ``delay_s`` before answering with ``then`` (default plan if None).
 
@@ -260,7 +279,7 @@ class Raw:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Plan = Reply | Fault | DropMidStream | StreamError | Slow | ContextTooLong | Raw
+Plan = Reply | Fault | DropMidStream | StreamError | KeepAlive | Slow | ContextTooLong | Raw
 
 
 # --------------------------------------------------------------------------- #
@@ -415,6 +434,16 @@ class ResponseWriter:
                 sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def keep_alive(self, plan: KeepAlive, event: Callable[[], None]) -> None:
+        """Send ``event()`` (or an SSE comment) every ``plan.interval_s`` for ``plan.duration_s``, then drop."""
+        deadline = time.monotonic() + plan.duration_s
+        while time.monotonic() < deadline and self.sleep(plan.interval_s):
+            if plan.style == "comment":
+                self._chunk(b": ping\n\n")
+            else:
+                event()
+        self.drop()
 
     def sleep(self, seconds: float) -> bool:
         """Sleep unless the server is stopping; False when it is."""

@@ -40,6 +40,7 @@ from ._http import (
     ContextTooLong,
     DropMidStream,
     Fault,
+    KeepAlive,
     LoopbackServer,
     Plan,
     Raw,
@@ -58,6 +59,7 @@ __all__ = [
     "ContextTooLong",
     "DropMidStream",
     "Fault",
+    "KeepAlive",
     "Plan",
     "Raw",
     "Reply",
@@ -376,6 +378,9 @@ class AnthropicServer(LoopbackServer):
         )
         writer.sse({"type": "ping"}, "ping")
         for index, piece in enumerate(reply.deltas()):
+            if isinstance(plan, KeepAlive) and index >= plan.after_chunks:
+                writer.keep_alive(plan, lambda: writer.sse({"type": "ping"}, "ping"))
+                return
             if isinstance(plan, DropMidStream) and index >= plan.after_chunks:
                 writer.drop(plan.reset)
                 return

@@ -31,6 +31,7 @@ from ._http import (
     ContextTooLong,
     DropMidStream,
     Fault,
+    KeepAlive,
     LoopbackServer,
     Plan,
     Raw,
@@ -48,6 +49,7 @@ __all__ = [
     "ContextTooLong",
     "DropMidStream",
     "Fault",
+    "KeepAlive",
     "OpenAIServer",
     "Plan",
     "Raw",
@@ -387,6 +389,9 @@ class OpenAIServer(LoopbackServer):
         writer.start_stream(headers)
         writer.sse(chunk({"role": "assistant", "content": "", "refusal": None}))
         for index, piece in enumerate(reply.deltas()):
+            if isinstance(plan, KeepAlive) and index >= plan.after_chunks:
+                writer.keep_alive(plan, lambda: writer.sse(chunk({"content": ""})))
+                return
             if isinstance(plan, DropMidStream) and index >= plan.after_chunks:
                 writer.drop(plan.reset)
                 return

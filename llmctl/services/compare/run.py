@@ -18,9 +18,7 @@ from llmctl.domain import GenerationParams, GenerationRequest
 from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.registry import open_provider, resolve
-from llmctl.services import hardware
-from llmctl.services.accounting import record_call
-from llmctl.services.budget import check_budget
+from llmctl.services import calls, hardware
 from llmctl.services.compare.cases import Case
 from llmctl.services.compare.checks import NOT_JUDGED, CheckResult, Verdict, failed_call_results, run_checks
 from llmctl.services.compare.memory import MemoryFit, memory_fit
@@ -60,26 +58,26 @@ def run_one(
     stop: threading.Event | None = None,
     detach_on_stop: bool = False,
 ) -> CallOutcome:
-    """One call, the way every command makes one: check the budget, run, record in the ledger.
+    """One call through the shared call path (``services.calls.Call``: budget, run, record once).
 
-    Recording happens whatever the call's end (ok, error, interrupted by ``stop``), once.
-    ``detach_on_stop`` (hosted models): the answer is read on a daemon thread, so ``stop`` ends the
-    call at once even while the server is silent, instead of at the client's timeout.
+    ``stop`` ends the call between pieces of the answer, as interrupted. ``detach_on_stop`` (hosted
+    models): the answer is read on a daemon thread, so ``stop`` ends the call at once even while the
+    server is silent, instead of at the client's timeout.
     """
     try:
-        warnings = check_budget(settings, resolved, ignore=ignore_budget)
-    except LlmctlError as exc:
+        call = calls.Call(
+            provider, request, settings=settings, command=command, ignore_budget=ignore_budget, prompt_text=prompt_text
+        )
+    except LlmctlError as exc:  # a spent budget: nothing was called, nothing is recorded
         return CallOutcome(None, None, error=exc.message, cannot_start=True, hint=exc.hint)
-    run = GenerationRun(provider, request)
-    try:
+    with call:
         if detach_on_stop and stop is not None:
-            _read_detached(run, stop)
+            _read_detached(call.run, stop)
         else:
-            _read(run, stop)
-    finally:
-        result = run.result()
-        accounting = record_call(result, resolved, settings=settings, command=command, prompt_text=prompt_text)
-    notes = tuple(warnings) + ((accounting.warning,) if accounting.warning else ())
+            _read(call.run, stop)
+    recorded = call.outcome
+    result = recorded.result
+    notes = call.warnings + recorded.warnings
     error = None
     if result.status is RunStatus.INTERRUPTED:
         error = "interrupted"
@@ -87,7 +85,7 @@ def run_one(
         error = result.error.message
     cannot_start = isinstance(result.error, _CANNOT_START)
     hint = None if result.error is None else result.error.hint
-    return CallOutcome(result, accounting.cost_usd, notes, error, cannot_start, hint)
+    return CallOutcome(result, recorded.cost_usd, notes, error, cannot_start, hint)
 
 
 def _read(run: GenerationRun, stop: threading.Event | None) -> None:
@@ -95,7 +93,8 @@ def _read(run: GenerationRun, stop: threading.Event | None) -> None:
     try:
         for _ in run.deltas():
             if stop is not None and stop.is_set():
-                break  # closing the stream marks the run interrupted
+                run.interrupted()
+                break
     except LlmctlError:
         pass  # held by the run, recorded with it
 

@@ -1,0 +1,81 @@
+"""``-f FILE``: files sent with the prompt, each as a delimited block that names it.
+
+The model receives the prompt (argument, blank line, stdin: the usual rule), then for
+each file, in the order given, a blank line and::
+
+    <file name="notes.md">
+    ...the file's text...
+    </file>
+
+Only UTF-8 text is sent: a binary file, an image or a file in another encoding is an
+error that names it, before any call is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmctl.errors import InputError
+from llmctl.services.generation import MAX_INPUT_BYTES
+
+# Magic numbers of the image formats the OpenAI and Anthropic wires take.
+_IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str  # as the user wrote it: what the model is told the file is called
+    text: str
+
+
+def _image_format(data: bytes) -> str | None:
+    for signature, name in _IMAGE_SIGNATURES.items():
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
+
+
+def read_attachment(written: str, limit: int = MAX_INPUT_BYTES) -> Attachment:
+    """The text of the file the user named with -f; a clear error for anything that is not UTF-8 text."""
+    path = Path(written).expanduser()
+    try:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"-f {written}: no such file.") from None
+    except IsADirectoryError:
+        raise InputError(f"-f {written}: is a folder; pass its files one by one (-f A -f B).") from None
+    except OSError as exc:
+        raise InputError(f"-f {written}: cannot be read ({exc.strerror or exc}).") from None
+    if len(data) > limit:
+        raise InputError(f"-f {written}: larger than {limit // 2**20} MiB, the most llmctl reads.")
+    image = _image_format(data)
+    if image is not None:
+        raise InputError(
+            f"-f {written}: a {image} image; llmctl sends text files only (image input is not supported yet).",
+            hint="Describe the image in the prompt, or send its text (e.g. OCR output) instead.",
+        )
+    if b"\x00" in data:
+        raise InputError(f"-f {written}: a binary file (it contains NUL bytes); only text files can be sent.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"-f {written}: not UTF-8 text (invalid byte at offset {exc.start}).",
+            hint=f"Convert it first, e.g. `iconv -f latin1 -t utf-8 {written}`.",
+        ) from None
+    return Attachment(written, text.removeprefix("\ufeff"))
+
+
+def with_attachments(prompt: str, attachments: list[Attachment]) -> str:
+    """The prompt followed by each file's block."""
+    blocks = [f'<file name="{a.name}">\n{a.text.rstrip(chr(10))}\n</file>' for a in attachments]
+    return "\n\n".join([prompt, *blocks]) if prompt else "\n\n".join(blocks)
