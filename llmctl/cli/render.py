@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 REDRAW_INTERVAL_S = 0.08
-_DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+_DEFERRED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def finished_blocks_end(text: str) -> int:
@@ -184,6 +186,7 @@ def max_tokens_notice(max_tokens: int | None) -> str:
     if max_tokens is None:
         return "Stopped at the model's output limit; raise it with --max-tokens to get more."
     return f"Stopped at --max-tokens {max_tokens}; raise it to get more."
+
 
 
 _FENCE = re.compile(r"^(?P<fence>```+|~~~+)[^\n]*\n(?P<code>.*?)(?:^(?P=fence)[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
