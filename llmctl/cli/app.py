@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import bench, chat, completion, config, generate, logs, models, tokens, usage
+from llmctl.cli import bench, chat, compare, completion, config, generate, logs, models, tokens, usage
 from llmctl.cli.options import AppState
 from llmctl.cli.stdio import (
     GuardedStdout,
@@ -68,6 +68,7 @@ app.command("usage")(usage.usage)
 app.add_typer(logs.app, name="logs")
 app.add_typer(tokens.app, name="tokens")
 app.command("bench")(bench.bench)
+app.command("compare")(compare.compare)
 app.command("completion")(completion.completion)
 
 

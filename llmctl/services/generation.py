@@ -239,6 +239,10 @@ class GenerationRun:
                     return
                 except KeyboardInterrupt:
                     continue
+                except ValueError:
+                    # Being read on another thread right now (compare leaves a call to a silent server
+                    # behind on Ctrl-C): it cannot be closed from here, and ends with that thread.
+                    return
 
     def _stream(self) -> Generator[str, None, None]:
         events: Iterator[StreamEvent] = iter(())

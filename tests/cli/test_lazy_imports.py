@@ -107,6 +107,7 @@ FAST_COMMANDS = [
     ["generate", "--help"],
     ["chat", "--help"],
     ["bench", "--help"],
+    ["compare", "--help"],
 ]
 
 
