@@ -34,9 +34,19 @@ class FinishReason(StrEnum):
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image sent with a message (``-f photo.png``), for models that take images."""
+
+    media_type: str  # image/png, image/jpeg, image/gif, image/webp
+    data: bytes = field(repr=False)
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class Message:
     role: Role
     content: str
+    images: tuple[Image, ...] = ()
 
 
 # The ranges every backend takes, shared by the config's fields and the command-line flags.

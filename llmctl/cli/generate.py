@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -94,7 +94,7 @@ def generate(
     """
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import open_provider, resolve
-    from llmctl.services.attachments import read_attachment, with_attachments
+    from llmctl.services.attachments import images_of, read_attachment, with_attachments
     from llmctl.services.calls import Call
     from llmctl.services.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
@@ -117,9 +117,10 @@ def generate(
     has_prompt = bool((prompt or "").strip() or (piped or "").strip())
     text = with_attachments(compose_prompt(prompt, piped) if has_prompt or not attachments else "", attachments)
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    images = images_of(attachments)
     if resume_last or conversation_id:
-        if response_schema is not None:
-            raise UsageError("--schema does not go with --continue/--conversation yet.")
+        if response_schema is not None or images:
+            raise UsageError("--schema and image files do not go with --continue/--conversation yet.")
         from llmctl.cli.follow_up import continue_conversation
 
         continue_conversation(
@@ -139,9 +140,14 @@ def generate(
     provider = open_provider(resolved)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-        request = GenerationRequest(
-            build_messages(text, system), params, stream=not no_stream, response_schema=response_schema
-        )
+        if images and not getattr(provider, "accepts_images", False):
+            raise UsageError(
+                f"{resolved.display_name} does not take images (-f {images[0].name}).",
+                hint="Send it to a hosted model that reads images (e.g. -m openai/gpt-4o), or describe it in words.",
+            )
+        *history, question = build_messages(text, system)
+        messages = (*history, replace(question, images=images))
+        request = GenerationRequest(messages, params, stream=not no_stream, response_schema=response_schema)
         one_shot_id = None if no_save else new_conversation_id()
         call = Call(
             provider,

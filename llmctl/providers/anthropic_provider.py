@@ -13,6 +13,7 @@ sent. ``max_tokens`` is required: the user's (flag or ``[defaults]``), else
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from llmctl.domain import (
     Finished,
     FinishReason,
     GenerationRequest,
+    Message,
     StreamEvent,
     TextDelta,
     Usage,
@@ -144,7 +146,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSet
         body: dict[str, Any] = {
             "model": self._resolved.model_id,
             "max_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+            "messages": [_anthropic_message(m) for m in request.messages if m.role != "system"],
             "stream": request.stream,
         }
         if system:
@@ -290,3 +292,19 @@ def list_remote_models(provider_name: str, settings: AnthropicProviderSettings) 
         )
         for model in models
     ]
+
+
+def _anthropic_message(message: Message) -> dict[str, Any]:
+    """A message on the Messages wire; with images, base64 image blocks before the text (as Anthropic advises)."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": image.media_type, "data": base64.b64encode(image.data).decode()},
+        }
+        for image in message.images
+    ]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return {"role": message.role, "content": blocks}

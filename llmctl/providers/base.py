@@ -61,7 +61,8 @@ class Provider(Protocol):
     def resolved(self) -> ResolvedModel: ...
 
     # A provider may also set ``ignored_params: frozenset[str]``: GenerationParams
-    # fields its API does not take, so the CLI can tell the user their flag had no effect.
+    # fields its API does not take, so the CLI can tell the user their flag had no effect;
+    # and ``accepts_images = True`` when its wire takes images with a message (hosted vendors).
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
 

@@ -81,6 +81,8 @@ SettingsT = TypeVar("SettingsT", bound=HostedSettings)
 class HostedProvider(Generic[ClientT, SettingsT]):
     """The lifecycle both vendor adapters share: resolve the key and build the SDK client once, on prepare()."""
 
+    accepts_images = True  # both vendor wires take images with a user message (base64)
+
     def __init__(self, resolved: ResolvedModel, settings: SettingsT, stalled: type[StreamStalled]) -> None:
         self._resolved = resolved
         self._settings = settings

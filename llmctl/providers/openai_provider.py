@@ -7,6 +7,7 @@ unknown (None), never 0.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from llmctl.domain import (
     Finished,
     FinishReason,
     GenerationRequest,
+    Message,
     StreamEvent,
     TextDelta,
     Usage,
@@ -125,7 +127,7 @@ class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
         params = request.params
         body: dict[str, Any] = {
             "model": self._resolved.model_id,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [_openai_message(m) for m in request.messages],
             "stream": request.stream,
         }
         if request.stream:
@@ -311,3 +313,14 @@ def strict_compatible(schema: Mapping[str, Any]) -> bool:
     if isinstance(items, Mapping) and not strict_compatible(items):
         return False
     return all(strict_compatible(s) for key in ("anyOf", "allOf") for s in schema.get(key, []))
+
+
+def _openai_message(message: Message) -> dict[str, Any]:
+    """A message on the Chat Completions wire; with images, a list of text and image_url parts."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+    for image in message.images:
+        url = f"data:{image.media_type};base64,{base64.b64encode(image.data).decode()}"
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return {"role": message.role, "content": parts}

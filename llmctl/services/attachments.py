@@ -7,8 +7,9 @@ each file, in the order given, a blank line and::
     ...the file's text...
     </file>
 
-Only UTF-8 text is sent: a binary file, an image or a file in another encoding is an
-error that names it, before any call is made.
+An image (PNG, JPEG, GIF, WebP) goes with the message as an image, to models whose wire
+takes images (the hosted vendors); any other binary file, or text in another encoding than
+UTF-8, is an error that names it, before any call is made.
 """
 
 from __future__ import annotations
@@ -16,30 +17,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmctl.domain import Image
 from llmctl.errors import InputError
 from llmctl.services.generation import MAX_INPUT_BYTES
 
 # Magic numbers of the image formats the OpenAI and Anthropic wires take.
 _IMAGE_SIGNATURES = {
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF87a": "GIF",
-    b"GIF89a": "GIF",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
 }
+MAX_IMAGE_BYTES = 20 * 2**20  # OpenAI's limit per image; Anthropic's is lower and it says so itself
 
 
 @dataclass(frozen=True)
 class Attachment:
     name: str  # as the user wrote it: what the model is told the file is called
-    text: str
+    text: str | None = None  # a text file's contents
+    image: Image | None = None  # or an image
 
 
-def _image_format(data: bytes) -> str | None:
-    for signature, name in _IMAGE_SIGNATURES.items():
+def _image_type(data: bytes) -> str | None:
+    for signature, media_type in _IMAGE_SIGNATURES.items():
         if data.startswith(signature):
-            return name
+            return media_type
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
+        return "image/webp"
     return None
 
 
@@ -57,12 +61,11 @@ def read_attachment(written: str, limit: int = MAX_INPUT_BYTES) -> Attachment:
         raise InputError(f"-f {written}: cannot be read ({exc.strerror or exc}).") from None
     if len(data) > limit:
         raise InputError(f"-f {written}: larger than {limit // 2**20} MiB, the most llmctl reads.")
-    image = _image_format(data)
-    if image is not None:
-        raise InputError(
-            f"-f {written}: a {image} image; llmctl sends text files only (image input is not supported yet).",
-            hint="Describe the image in the prompt, or send its text (e.g. OCR output) instead.",
-        )
+    media_type = _image_type(data)
+    if media_type is not None:
+        if len(data) > MAX_IMAGE_BYTES:
+            raise InputError(f"-f {written}: an image larger than {MAX_IMAGE_BYTES // 2**20} MiB.")
+        return Attachment(written, image=Image(media_type, data, written))
     if b"\x00" in data:
         raise InputError(f"-f {written}: a binary file (it contains NUL bytes); only text files can be sent.")
     try:
@@ -76,6 +79,10 @@ def read_attachment(written: str, limit: int = MAX_INPUT_BYTES) -> Attachment:
 
 
 def with_attachments(prompt: str, attachments: list[Attachment]) -> str:
-    """The prompt followed by each file's block."""
-    blocks = [f'<file name="{a.name}">\n{a.text.rstrip(chr(10))}\n</file>' for a in attachments]
+    """The prompt followed by each text file's block (images travel beside the text: ``images_of``)."""
+    blocks = [f'<file name="{a.name}">\n{a.text.rstrip(chr(10))}\n</file>' for a in attachments if a.text is not None]
     return "\n\n".join([prompt, *blocks]) if prompt else "\n\n".join(blocks)
+
+
+def images_of(attachments: list[Attachment]) -> tuple[Image, ...]:
+    return tuple(a.image for a in attachments if a.image is not None)

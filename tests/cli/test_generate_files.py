@@ -12,6 +12,7 @@ from tests.wire.openai_server import OpenAIServer, Reply
 
 Run = Callable[..., CliResult]
 KEY = "sk-test-files-0123456789"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
 
 
 @pytest.fixture
@@ -57,8 +58,7 @@ BAD_FILES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("missing", lambda d: d / "nope.txt", "no such file"),
     ("folder", lambda d: d, "is a folder"),
     ("binary", lambda d: _write(d / "x.bin", b"ELF\x00\x01\x02"), "binary file"),
-    ("png", lambda d: _write(d / "p.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 16), "PNG image"),
-    ("jpeg", lambda d: _write(d / "p.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 16), "JPEG image"),
+    ("huge image", lambda d: _sparse_image(d / "big.png", 21 * 2**20), "an image larger than 20 MiB"),
     ("latin-1", lambda d: _write(d / "l.txt", "café".encode("latin-1")), "not UTF-8"),
     ("too big", lambda d: _sparse(d / "big.txt", 65 * 2**20), "larger than 64 MiB"),
 ]
@@ -66,6 +66,13 @@ BAD_FILES: list[tuple[str, Callable[[Path], Path], str]] = [
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
+    return path
+
+
+def _sparse_image(path: Path, size: int) -> Path:
+    _sparse(path, size)
+    with path.open("r+b") as file:
+        file.write(PNG)
     return path
 
 
@@ -112,3 +119,48 @@ def test_extract_and_json_do_not_mix(run_llmctl: Run, oai: OpenAIServer) -> None
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "-x", "--json", "hi")
     assert result.exit_code == 2
     assert not oai.requests
+
+
+def test_an_image_goes_to_a_hosted_model_as_an_image_part(run_llmctl: Run, oai: OpenAIServer, tmp_path: Path) -> None:
+    import base64
+
+    (tmp_path / "photo.png").write_bytes(PNG)
+    (tmp_path / "notes.txt").write_text("context")
+    files = ["-f", str(tmp_path / "photo.png"), "-f", str(tmp_path / "notes.txt")]
+    result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", *files, "What is in the picture?")
+    assert result.exit_code == 0, result.stderr
+    (text, image) = oai.requests[-1].json["messages"][-1]["content"]
+    block = f'<file name="{tmp_path / "notes.txt"}">\ncontext\n</file>'
+    assert text == {"type": "text", "text": f"What is in the picture?\n\n{block}"}
+    url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert image == {"type": "image_url", "image_url": {"url": url}}
+
+
+def test_a_model_that_takes_no_images_refuses_one_before_loading(
+    run_llmctl: Run, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 16)
+    result = run_llmctl("generate", "-m", str(tiny_models["llama"]), "-f", str(tmp_path / "photo.jpg"), "describe")
+    assert result.exit_code == 2
+    assert "does not take images" in result.stderr and "photo.jpg" in result.stderr
+
+
+def test_an_image_goes_to_anthropic_as_a_base64_block(
+    run_llmctl: Run, monkeypatch: pytest.MonkeyPatch, config_file: Path, tmp_path: Path
+) -> None:
+    import base64
+
+    from tests.wire.anthropic_server import AnthropicServer
+
+    key = "sk-ant-test-files-0123456789"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    (tmp_path / "photo.png").write_bytes(PNG)
+    with AnthropicServer(api_key=key) as server:
+        config_file.write_text(f'[providers.anthropic]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
+        photo = ["-f", str(tmp_path / "photo.png")]
+        result = run_llmctl("generate", "-m", "anthropic/claude-3-5-haiku-latest", *photo, "What?")
+        assert result.exit_code == 0, result.stderr
+        (image, text) = server.requests[-1].json["messages"][-1]["content"]
+    source = {"type": "base64", "media_type": "image/png", "data": base64.b64encode(PNG).decode()}
+    assert image == {"type": "image", "source": source}
+    assert text == {"type": "text", "text": "What?"}
