@@ -47,7 +47,12 @@ def load_schema(spec: str) -> dict[str, Any]:
         raise UsageError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
     if not isinstance(parsed, dict):
         raise UsageError(f"{source}: a schema is a JSON object, not {type(parsed).__name__}.")
-    schema = _expand_short_form(parsed) if _is_short_form(parsed) else parsed
+    return schema_from(parsed, source)
+
+
+def schema_from(value: dict[str, Any], source: str = "schema") -> dict[str, Any]:
+    """A JSON schema from a full schema or the short form (``{"name": "str"}``), checked."""
+    schema = _expand_short_form(value) if _is_short_form(value) else value
     _check_schema(schema, source)
     return schema
 

@@ -358,3 +358,27 @@ def test_a_repo_id_never_loads_the_folder_of_that_name_here(
     assert "llmctl models download microsoft/phi-2" in phi["hint"] and phi["memory"] is None
     assert "phi: " in result.stderr and "llmctl models download microsoft/phi-2" in result.stderr
     assert demo["status"] == "ok"
+
+
+def test_a_case_with_a_schema_asks_for_structured_output_and_checks_it(
+    run_llmctl: Run, oai: OpenAIServer, tmp_path: Path
+) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text(
+        '[[cases]]\nname = "person"\nprompt = "Invent a person"\nschema = { name = "str", age = "int" }\n'
+    )
+    oai.add(Reply(text='{"name": "Ada", "age": 36}'), Reply(text='{"name": "Bob"}'))
+    for expected_rate in (1.0, 0.0):
+        result = run_llmctl("compare", "-m", "openai/gpt-4o-mini", "--cases", str(cases), "--json")
+        sent = oai.requests_to("/v1/chat/completions")[-1].json["response_format"]
+        assert sent["type"] == "json_schema" and sent["json_schema"]["schema"]["required"] == ["name", "age"]
+        (model,) = report(result)["models"]
+        assert model["pass_rate"] == expected_rate, result.stdout
+
+
+def test_a_case_with_a_bad_schema_names_its_line(run_llmctl: Run, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[cases]]\nprompt = "x"\nschema = { type = "strng" }\n')
+    result = run_llmctl("compare", "-m", "demo", "--cases", str(cases))
+    assert result.exit_code == 2
+    assert "schema" in result.stderr and "not a valid JSON schema" in result.stderr

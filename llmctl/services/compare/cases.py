@@ -35,6 +35,7 @@ class Case:
     prompt: str
     system: str | None = None
     checks: Checks = field(default_factory=Checks)
+    schema: dict[str, Any] | None = None  # the answer must be JSON for it: structured output, then checked
 
 
 class _Judge(BaseModel):
@@ -99,7 +100,22 @@ class _Case(BaseModel):
     name: str | None = Field(default=None, min_length=1)
     prompt: str
     system: str | None = None
+    # a JSON schema or the short form ({"name": "str"}), as --schema takes ("schema" is BaseModel's own name)
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     checks: _Checks = Field(default_factory=_Checks)
+
+    @field_validator("schema_")
+    @classmethod
+    def _usable_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        from llmctl.errors import UsageError as SchemaProblem
+        from llmctl.services.structured import schema_from
+
+        if schema is None:
+            return None
+        try:
+            return schema_from(schema)
+        except SchemaProblem as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("prompt")
     @classmethod
@@ -178,11 +194,15 @@ def _from_jsonl(path: Path, text: str) -> list[Case]:
 
 def _case(entry: Any, index: int) -> Case:
     parsed = _Case.model_validate(entry)
+    checks = parsed.checks.to_checks()
+    if parsed.schema_ is not None and checks.json_schema is None:
+        checks = replace(checks, json_schema=parsed.schema_)  # asked for in that shape: checked for it too
     return Case(
         name=parsed.name or f"case {index + 1}",
         prompt=parsed.prompt,
         system=parsed.system,
-        checks=parsed.checks.to_checks(),
+        checks=checks,
+        schema=parsed.schema_,
     )
 
 
@@ -190,7 +210,7 @@ def _first_problem(exc: ValidationError) -> tuple[tuple[str, ...], str]:
     error = exc.errors()[0]
     location = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
     if error["type"] == "extra_forbidden":
-        return location, "unknown key (a case has name, prompt, system, checks)"
+        return location, "unknown key (a case has name, prompt, system, schema, checks)"
     if error["type"] == "missing":
         return location, "missing: every case needs it"
     ctx_error = (error.get("ctx") or {}).get("error")

@@ -268,7 +268,9 @@ def _run_model(
             for run in range(1, options.runs + 1):
                 if stop.is_set():
                     return warnings
-                request = GenerationRequest(build_messages(case.prompt, case.system), options.params)
+                request = GenerationRequest(
+                    build_messages(case.prompt, case.system), options.params, response_schema=case.schema
+                )
                 outcome = run_one(
                     settings,
                     entry.resolved,
