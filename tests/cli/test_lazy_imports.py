@@ -108,6 +108,10 @@ FAST_COMMANDS = [
     ["chat", "--help"],
     ["bench", "--help"],
     ["compare", "--help"],
+    ["logs"],
+    ["logs", "--json"],
+    ["logs", "status"],
+    ["completion", "bash"],
 ]
 
 
