@@ -364,7 +364,8 @@ def read_config_text(path: Path, *, must_exist: bool = False) -> str | None:
                     hint=f"Check the --config path, or create the file: llmctl --config {path} config init",
                 )
             return None
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the TOML.
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"Config file {path} is not UTF-8 text (byte {exc.start}).", hint="Save it as UTF-8."

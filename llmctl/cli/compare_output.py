@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llmctl.cli import output
+from llmctl.domain import plural
 
 if TYPE_CHECKING:
     from llmctl.services.compare.report import ModelSummary, Report
@@ -74,7 +75,7 @@ def _model_table(report: Report) -> None:
         rows.append(row)
     runs = report.comparison.runs
     several = any(m.total_s is not None and m.total_s.count > 1 for m in report.models)
-    title = f"Comparison of {len(report.models)} models" + (f", {runs} runs of each case" if runs > 1 else "")
+    title = f"Comparison of {plural(len(report.models), 'model')}" + (f", {runs} runs of each case" if runs > 1 else "")
     title += "; times are the median over a model's calls (min-max)" if several else ""
     if output.stdout_is_terminal() and output.out().width < NARROW_TABLE:
         # Too narrow for a column per figure (each would fold letter by letter): one block per model.

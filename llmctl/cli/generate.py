@@ -203,8 +203,10 @@ def generate(
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(0) from None
-    except OSError as exc:
-        raise _output_error(exc) from None
+    except OSError:
+        # The call is already recorded; the entry point says, in one line, why stdout failed.
+        _silence_stdout()
+        raise typer.Exit(1) from None
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:

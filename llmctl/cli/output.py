@@ -30,7 +30,8 @@ def out() -> Console:
     if _stdout is None or _stdout.file is not sys.stdout:
         from rich.console import Console  # lazy: rich costs startup time commands without output skip
 
-        _stdout = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        # On a terminal, long lines wrap at word boundaries; piped, a line stays one line.
+        _stdout = Console(file=sys.stdout, highlight=False, soft_wrap=not sys.stdout.isatty())
     return _stdout
 
 

@@ -57,10 +57,13 @@ def mask_key(text: str, key: ApiKey | None) -> str:
     text = scrub(text, key)
     if key is None or key.placeholder or len(key.value) < KEY_FRAGMENT:
         return text
-    fragments = {key.value[i : i + KEY_FRAGMENT] for i in range(len(key.value) - KEY_FRAGMENT + 1)}
+    # Compared case-blind: a server that echoes the key upper-cased must not show it either.
+    value = key.value.casefold()
+    fragments = {value[i : i + KEY_FRAGMENT] for i in range(len(value) - KEY_FRAGMENT + 1)}
+    folded = text.casefold() if len(text.casefold()) == len(text) else text.lower()
     hidden = [False] * len(text)
     for start in range(len(text) - KEY_FRAGMENT + 1):
-        if text[start : start + KEY_FRAGMENT] in fragments:
+        if folded[start : start + KEY_FRAGMENT] in fragments:
             hidden[start : start + KEY_FRAGMENT] = [True] * KEY_FRAGMENT
     if not any(hidden):
         return text

@@ -14,6 +14,8 @@ UTF-8, is an error that names it, before any call is made.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +80,19 @@ def read_attachment(written: str, limit: int = MAX_INPUT_BYTES) -> Attachment:
     return Attachment(written, text.removeprefix("\ufeff"))
 
 
+# A file's own text must not end its block or open another: its tags are written escaped.
+_TAG = re.compile(r"<(/?file\b)", re.IGNORECASE)
+
+
+def _block(attachment: Attachment, text: str) -> str:
+    name = html.escape(attachment.name, quote=True)
+    body = _TAG.sub(r"&lt;\1", text.rstrip("\n"))
+    return f'<file name="{name}">\n{body}\n</file>'
+
+
 def with_attachments(prompt: str, attachments: list[Attachment]) -> str:
     """The prompt followed by each text file's block (images travel beside the text: ``images_of``)."""
-    blocks = [f'<file name="{a.name}">\n{a.text.rstrip(chr(10))}\n</file>' for a in attachments if a.text is not None]
+    blocks = [_block(a, a.text) for a in attachments if a.text is not None]
     return "\n\n".join([prompt, *blocks]) if prompt else "\n\n".join(blocks)
 
 

@@ -185,8 +185,11 @@ class ConversationStore:
 
     def _read(self, path: Path) -> Conversation:
         try:
-            conversation = conversation_from_json(json.loads(path.read_text(encoding="utf-8")), path.stem)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            text = path.read_text(encoding="utf-8")
+            # A lone surrogate escape (\ud800) parses, but is no text: it could be neither shown nor sent.
+            json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+            conversation = conversation_from_json(json.loads(text), path.stem)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError(
                 f"Could not read the saved conversation {path}: {exc}",
                 hint="The file may be damaged; move it out of the way to start afresh.",

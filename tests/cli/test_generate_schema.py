@@ -95,10 +95,15 @@ BAD_SCHEMAS: list[tuple[str, str]] = [
     ("[1, 2]", "a JSON object"),
     ('{"type": "strng"}', "not a valid JSON schema"),
     ("missing.json", "no such file"),
+    ('{"properties": {"a": {"$ref": "#/definitions/nope"}}}', "points at nothing"),
+    ('{"$ref": "http://example.invalid/s.json"}', "only references inside the schema"),
+    ('{"name": "strr"}', "not a type of the short form"),  # a typo is not taken as a schema that allows all
+    ('{"name": "str", "who": {"x": "flot"}}', "who.x"),
+    ('{"a":' * 2000 + '"int"' + "}" * 2000, "nested deeper"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "phrase"), BAD_SCHEMAS)
+@pytest.mark.parametrize(("spec", "phrase"), BAD_SCHEMAS, ids=[phrase for _, phrase in BAD_SCHEMAS])
 def test_a_bad_schema_is_a_usage_error_before_any_call(
     run_llmctl: Run, oai: OpenAIServer, spec: str, phrase: str
 ) -> None:

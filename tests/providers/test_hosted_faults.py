@@ -350,6 +350,8 @@ SECRET = "sk-live-ABCDEFGHIJKLMNOPQRSTUV"
             f"hint: {SECRET[:7]}*** (7 characters are not the key)",
         ),
         ("nothing secret here", "nothing secret here"),
+        (f"rate {SECRET.upper()}", "rate ****"),  # echoed in another case: still the key
+        (f"rate {SECRET[3:15].swapcase()} x", "rate **** x"),
     ],
 )
 def test_every_eight_character_run_of_the_key_is_masked(text: str, expected: str) -> None:

@@ -84,6 +84,8 @@ DAMAGED = [
     pytest.param({**GOOD, "turns": [{"user": "hi", "reply": "x", "status": "great"}]}, id="bad-status"),
     pytest.param({**GOOD, "turns": [{"user": "hi", "reply": "x", "cost_usd": True}]}, id="bool-cost"),
     pytest.param({**GOOD, "system": ["a"]}, id="array-system"),
+    pytest.param('{"id": "x", "model": "demo", "turns": [{"user": "\\ud800", "reply": "x"}]}', id="lone-surrogate"),
+    pytest.param("[" * 100_000 + "]" * 100_000, id="nested-too-deep"),
 ]
 
 
