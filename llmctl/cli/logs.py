@@ -78,9 +78,10 @@ def logs(
 
 
 def _model_names(settings: Any, name: str) -> tuple[str, ...]:
-    """What the ledger may call ``name``: itself, and for an alias its target as PROVIDER/MODEL-ID."""
-    model = settings.models.get(name)
-    return (name,) if model is None else (name, f"{model.provider}/{model.reference}", model.reference)
+    """What the ledger may call ``name``: itself, and for an alias (or demo) its target as PROVIDER/MODEL-ID."""
+    from llmctl.services.usage_report import as_recorded
+
+    return tuple(dict.fromkeys((name, as_recorded(settings, name))))
 
 
 def _print_response(calls: list[LedgerRecord]) -> None:

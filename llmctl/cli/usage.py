@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import JsonOpt
+from llmctl.cli.options import JsonOpt, app_state
 from llmctl.errors import UsageError
 
 if TYPE_CHECKING:  # the services are imported where used: sqlite3 and csv cost `llmctl --help` time
@@ -37,6 +37,7 @@ def _grouping(value: str) -> GroupChoice:
 
 
 def usage(
+    ctx: typer.Context,
     by: Annotated[
         GroupChoice,
         typer.Option(
@@ -71,11 +72,20 @@ def usage(
     Examples: `llmctl usage --since 7d --by day`, `llmctl usage --provider openai --json`,
     `llmctl usage --csv > usage.csv`.
     """
-    from llmctl.services.usage_report import ReportRequest, build_report, read_records, report_json, write_csv
+    from llmctl.services.usage_report import (
+        ReportRequest,
+        as_recorded,
+        build_report,
+        read_records,
+        report_json,
+        write_csv,
+    )
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together.")
     group_by: GroupBy = by.value
+    if model is not None:
+        model = as_recorded(app_state(ctx).settings(), model)
     request = ReportRequest(by=group_by, since=since, until=until, model=model, provider=provider, command=command)
     query = request.query()
     if as_csv:

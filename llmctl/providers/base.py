@@ -29,6 +29,13 @@ class ResolvedModel:
     provider_settings: AnyProviderSettings
     model_settings: ModelSettings | None = None  # set when the user named an alias
     alias: str | None = None
+    # The model's name in the ledger and logs when model_id is not one: the demo's id is a folder
+    # inside the installed package, which moves with every install; it is recorded as llmctl/demo.
+    recorded_as: str | None = None
+
+    @property
+    def recorded_id(self) -> str:
+        return self.recorded_as or self.model_id
 
     @property
     def display_name(self) -> str:

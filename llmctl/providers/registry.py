@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, ModelSettings, Settings
@@ -36,6 +37,7 @@ ADAPTERS: dict[str, str] = {
     "anthropic": "llmctl.providers.anthropic_provider:AnthropicProvider",
 }
 
+DEMO_MODEL_ID = "llmctl/demo"  # what models list, the ledger and logs call the built-in demo model
 EXTRA_FOR_KIND = {"huggingface": "local", "openai": "openai", "anthropic": "anthropic"}
 
 
@@ -78,7 +80,8 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
         return _resolved_alias(reference, settings)
 
     if reference == DEMO_MODEL_ALIAS:
-        return _resolved(settings, "hf", str(demo_model_dir()), None, alias=DEMO_MODEL_ALIAS)
+        demo = _resolved(settings, "hf", str(demo_model_dir()), None, alias=DEMO_MODEL_ALIAS)
+        return replace(demo, recorded_as=DEMO_MODEL_ID)
 
     if written_as_path(reference):
         folder = _local_folder(reference, what=f"from {reference}")

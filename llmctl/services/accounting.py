@@ -71,7 +71,7 @@ def record_call(
     cost, hint = cost_of(result, resolved, price)
     record = build_record(
         result,
-        model=resolved.model_id,
+        model=resolved.recorded_id,
         command=command,
         cost=cost,
         conversation_id=conversation_id,
@@ -97,7 +97,7 @@ def record_call(
 def price_only(result: GenerationResult, resolved: ResolvedModel, price: Price | None = None) -> Accounting:
     """What ``record_call`` would return, without writing the row (recording switched off)."""
     cost, hint = cost_of(result, resolved, price)
-    record = build_record(result, model=resolved.model_id, command="", cost=cost)
+    record = build_record(result, model=resolved.recorded_id, command="", cost=cost)
     return Accounting(record, cost, saved=False, price_hint=hint)
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llmctl.errors import UsageError
 from llmctl.services.usage_ledger import (
@@ -24,6 +24,9 @@ from llmctl.services.usage_ledger import (
     UsageQuery,
     UsageReport,
 )
+
+if TYPE_CHECKING:
+    from llmctl.config import Settings
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -186,3 +189,14 @@ def write_csv(records: Iterable[LedgerRecord], stream: TextIO) -> int:
         writer.writerow([r.id, time_utc, *("" if getattr(r, c) is None else getattr(r, c) for c in COLUMNS)])
         count += 1
     return count
+
+
+def as_recorded(settings: Settings, name: str) -> str:
+    """The ledger's name for the model the user named: an alias (or ``demo``) as PROVIDER/MODEL-ID it stands for."""
+    from llmctl.config import DEMO_MODEL_ALIAS
+    from llmctl.providers.registry import resolve
+
+    if name != DEMO_MODEL_ALIAS and name not in settings.models:
+        return name
+    resolved = resolve(name, settings)
+    return f"{resolved.provider_name}/{resolved.recorded_id}"

@@ -129,3 +129,13 @@ def test_the_index_covers_text_stored_before_it_existed(tmp_path: Path) -> None:
     with UsageLedger(path) as ledger:
         assert ledger.schema_version() == len(MIGRATIONS)
         assert ledger.query("SELECT rowid FROM calls_text WHERE calls_text MATCH 'ancient'") == [(1,)]
+
+
+@pytest.mark.slow
+def test_the_demo_is_recorded_as_llmctl_demo_and_found_by_its_alias(run_llmctl: Run) -> None:
+    """Not as its folder inside the installed package, which moves with every install."""
+    assert run_llmctl("generate", "What is the capital of France?").exit_code == 0
+    (call,) = json.loads(run_llmctl("logs", "-m", "demo", "--json").stdout)
+    assert (call["provider"], call["model"]) == ("hf", "llmctl/demo")
+    usage = json.loads(run_llmctl("usage", "--model", "demo", "--json").stdout)
+    assert usage["totals"]["calls"] == 1
