@@ -310,7 +310,7 @@ def parse_settings(text: str, path: Path) -> Settings:
 _TAG_NAMES = '"openai" (or "anthropic", "huggingface")'
 
 
-def _problem(error: Any) -> tuple[tuple[str, ...], str]:
+def _problem(error: Any, typed_keys: frozenset[tuple[str, ...]] = frozenset()) -> tuple[tuple[str, ...], str]:
     """One pydantic error as (TOML key path, message that says how to fix it)."""
     ctx_error = (error.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _UnknownProvider):
@@ -330,17 +330,24 @@ def _problem(error: Any) -> tuple[tuple[str, ...], str]:
     message = str(ctx_error) if kind == "value_error" and ctx_error is not None else str(error["msg"])
     if kind in ("int_type", "float_type", "bool_type") and isinstance(error.get("input"), str):
         # Not echoed: a pasted secret could be the value. Only its kind is named.
-        message += " (got a quoted string: write numbers and true/false without quotes)"
+        if key_path in typed_keys:
+            message += " (the value given is text, not a number or true/false)"
+        else:
+            message += " (got a quoted string: write numbers and true/false without quotes)"
     return key_path, message
 
 
-def validate_settings(data: dict[str, Any], path: Path, text: str = "") -> Settings:
+def validate_settings(
+    data: dict[str, Any], path: Path, text: str = "", *, typed_keys: set[tuple[str, ...]] | None = None
+) -> Settings:
+    """Settings from ``data``; ``text`` is the file as on disk (for line numbers), ``typed_keys`` the
+    keys given on the command line (``config set``)."""
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key_path, message = _problem(error)
+            key_path, message = _problem(error, frozenset(typed_keys or ()))
             problems.append(f"{_location(path, text, key_path)}: {'.'.join(key_path) or '(top level)'}: {message}")
         raise ConfigError("Invalid config:\n  " + "\n  ".join(problems)) from exc
 

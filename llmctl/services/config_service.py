@@ -12,6 +12,7 @@ from llmctl.config import (
     Settings,
     config_edit_lock,
     parse_settings,
+    read_config_text,
     read_raw,
     validate_settings,
     write_private,
@@ -116,10 +117,13 @@ def set_values(path: Path, pairs: list[tuple[str, str]], *, must_exist: bool = F
     runs of different keys all keep their key.
     """
     with config_edit_lock(path):
+        on_disk = read_config_text(path, must_exist=must_exist) or ""
         data = read_raw(path, must_exist=must_exist)
         stored = _apply(data, path, pairs)
         text = tomli_w.dumps(data)
-        settings = validate_settings(data, path, text)
+        # Problems are located in the file as it is on disk (what the user can open), and a value
+        # typed here that is not a number or true/false is called that, not "a quoted string".
+        settings = validate_settings(data, path, on_disk, typed_keys={tuple(key.split(".")) for key, _ in pairs})
         if any(key == "default_model" for key, _ in stored):
             _require_resolvable_default(settings)
         write_private(path, text)

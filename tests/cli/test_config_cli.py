@@ -90,3 +90,23 @@ def test_help_lists_commands_on_one_screen(run_llmctl: Run) -> None:
         assert command in result.stdout
     assert len(result.stdout.splitlines()) < 45
     assert "not implemented" not in result.stdout.lower()
+
+
+def test_config_set_names_the_line_of_the_file_as_it_is_on_disk(run_llmctl: Run, config_file: Path) -> None:
+    config_file.write_text(
+        '[providers.a]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[providers.b]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key_env = "sk-pasted-0123456789abcdef"\n'
+    )
+    before = config_file.read_text()
+    result = run_llmctl("config", "set", "providers.a.timeout", "5")
+    assert result.exit_code == 2
+    assert f"{config_file}:7: providers.b.api_key_env" in result.stderr  # line 7 of the file, not of a rewrite
+    assert config_file.read_text() == before
+
+
+def test_config_set_calls_a_word_a_word(run_llmctl: Run, config_file: Path) -> None:
+    config_file.write_text("[defaults]\nmax_tokens = 100\n")
+    result = run_llmctl("config", "set", "defaults.max_tokens", "abc")
+    assert result.exit_code == 2
+    assert "the value given is text, not a number" in result.stderr and "quoted" not in result.stderr
