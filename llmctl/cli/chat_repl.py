@@ -8,9 +8,13 @@ piped, replies are raw text on stdout and everything else goes to stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from rich.console import Console
@@ -176,7 +180,8 @@ def run_interactive(session: ChatSession, *, resumed: bool, markdown: bool = Tru
     commands = Commands(session, console)
     while True:
         try:
-            typed: str = prompt.prompt(PROMPT)
+            with _signals_end_the_prompt(prompt):
+                typed: str = prompt.prompt(PROMPT)
         except Terminated:
             raise
         except KeyboardInterrupt:
@@ -194,6 +199,45 @@ def run_interactive(session: ChatSession, *, resumed: bool, markdown: bool = Tru
         except KeyboardInterrupt:
             output.status("(interrupted)")
     output.status(_goodbye(session))
+
+
+@contextmanager
+def _signals_end_the_prompt(prompt: Any) -> Iterator[None]:
+    """At the prompt, SIGTERM/SIGHUP end prompt_toolkit's loop and come out of ``prompt()``.
+
+    Raised from inside its event loop (it may be loading the input history right then), the
+    exception would be caught there and printed as "Unhandled exception in event loop".
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGTERM", "SIGHUP")
+    watched = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {signum: signal.getsignal(signum) for signum in watched}
+
+    def ending(signum: int, frame: FrameType | None) -> None:
+        handler = previous[signum]
+        if not callable(handler):
+            signal.signal(signum, handler)
+            signal.raise_signal(signum)
+            return
+        try:
+            handler(signum, frame)  # the usual handler: it notes the signal (for the exit code) and raises
+        except BaseException as exc:
+            app = prompt.app
+            future = getattr(app, "future", None)
+            if app.is_running and future is not None and not future.done():
+                app.exit(exception=exc)
+                return
+            raise
+
+    for signum in watched:
+        signal.signal(signum, ending)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _handle(

@@ -64,3 +64,20 @@ def test_no_save_in_a_terminal_leaves_no_history_and_no_conversation(
     assert child.exitstatus == 0
     assert not (isolated_home / "chat_history").exists()
     assert not list(isolated_home.glob("conversations/*.json"))
+
+
+@pytest.mark.parametrize(("signum", "code"), ENDINGS)
+def test_a_signal_while_the_input_history_loads_ends_the_chat_cleanly(
+    chat_env: dict[str, str], isolated_home: Path, signum: int, code: int
+) -> None:
+    """prompt_toolkit loads the history inside its event loop; a signal then must not print its traceback."""
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"\n# 2025-01-01 00:00:{i % 60:02d}.000000\n+message number {i}\n" for i in range(60_000))
+    (isolated_home / "chat_history").write_text(lines)
+    child = _spawn(chat_env, "-m", "short", "--max-tokens", "4")  # returns as soon as the prompt shows
+    child.kill(signum)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == code
+    text = _clean(child.before or "")
+    assert "Traceback" not in text and "Unhandled exception" not in text
