@@ -10,21 +10,17 @@ the window never repeats in the scrollback, and a redraw costs one block, not th
 from __future__ import annotations
 
 import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
+
+from llmctl.services import interrupts
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 REDRAW_INTERVAL_S = 0.08
-_DEFERRED_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
 
 
 def finished_blocks_end(text: str) -> int:
@@ -37,28 +33,6 @@ def finished_blocks_end(text: str) -> int:
         elif not line.strip() and not in_fence and position < len(text):
             end = position
     return end
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (and SIGTERM/SIGHUP) while a frame is written, so a frame is never half on screen.
-
-    The signal is delivered, with whatever handler was in place, right after the write.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = {}
-    for signum in _DEFERRED_SIGNALS:
-        previous[signum] = signal.signal(signum, lambda number, _frame: pending.append(number))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(pending):
-            signal.raise_signal(signum)
 
 
 class MarkdownStream:
@@ -142,7 +116,7 @@ class MarkdownStream:
         # row below, so what the terminal itself prints there (the "^C" it echoes) is erased
         # with the live rows instead of pushing them up a row.
         frame += [row + "\n" for row in rows_for_good + live_rows]
-        with _signals_deferred():
+        with interrupts.held():  # a frame is never half on screen: a signal waits for the write
             self._file.write("".join(frame))
             self._file.flush()
             self._live_rows = len(live_rows)
