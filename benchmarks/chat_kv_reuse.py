@@ -55,11 +55,11 @@ MESSAGES = [
 def run_conversations(folder: Path, *, turns: int, reply_tokens: int, rounds: int, label: str) -> dict[str, Any]:
     from llmctl.config import Settings
     from llmctl.domain import GenerationParams
-    from llmctl.providers.hf_kv_cache import KVCacheProvider
-    from llmctl.providers.hf_loading import load_model
-    from llmctl.providers.hf_provider import HuggingFaceProvider
+    from llmctl.providers.hf.kv_cache import KVCacheProvider
+    from llmctl.providers.hf.loading import load_model
+    from llmctl.providers.hf.provider import HuggingFaceProvider
     from llmctl.providers.registry import resolve
-    from llmctl.services.chat_session import ChatSession
+    from llmctl.services.chat.session import ChatSession
 
     settings = Settings()
     resolved = resolve(str(folder), settings)

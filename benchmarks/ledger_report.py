@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from llmctl.services.usage_ledger import LEDGER_FILE, GroupBy, LedgerRecord, UsageLedger, UsageQuery
+from llmctl.services.usage.ledger import LEDGER_FILE, GroupBy, LedgerRecord, UsageLedger, UsageQuery
 
 MODELS = [  # (provider, model, USD per million input / output tokens; None = unknown price)
     ("openai", "gpt-4o-mini", 0.15, 0.6),

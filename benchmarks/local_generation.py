@@ -113,7 +113,7 @@ def bench_model(folder: Path, *, new_tokens: int, rounds: int, label: str) -> di
 
     from llmctl.config import Settings
     from llmctl.domain import GenerationParams, GenerationRequest, Message, TextDelta, collect
-    from llmctl.providers.hf_provider import HuggingFaceProvider
+    from llmctl.providers.hf.provider import HuggingFaceProvider
     from llmctl.providers.registry import open_provider, resolve
 
     provider = open_provider(resolve(str(folder), Settings()))
@@ -233,7 +233,7 @@ def decoder_cost(folder: Path, lengths: tuple[int, ...] = (128, 1024, 4096)) -> 
 
     from transformers import AutoTokenizer
 
-    from llmctl.providers.hf_provider import IncrementalDecoder
+    from llmctl.providers.hf.provider import IncrementalDecoder
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     rng = random.Random(0)

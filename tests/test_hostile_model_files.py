@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from llmctl.errors import ProviderError
-from llmctl.services.hf_cache import find_cached, repo_folder_name
-from llmctl.services.model_download import content_matches, download, plan_download
+from llmctl.hub.cache import find_cached, repo_folder_name
+from llmctl.hub.download import content_matches, download, plan_download
 from tests.conftest import CliResult
 from tests.model_hub import BIG, hub, hub_cache, hub_home, retry_sleeps, serve_model
 from tests.wire.hub_server import HubServer, iter_cache_files

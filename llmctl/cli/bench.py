@@ -12,7 +12,7 @@ from llmctl.cli.options import IgnoreBudgetOpt, JsonOpt, app_state, complete_mod
 from llmctl.domain import TOKENS_MAX
 
 if TYPE_CHECKING:
-    from llmctl.services.bench import BenchReport, Stat
+    from llmctl.services.bench.run import BenchReport, Stat
 
 
 class Quantize(StrEnum):
@@ -73,7 +73,7 @@ def bench(
     --record. Example: llmctl bench demo --runs 10 --json
     """
     from llmctl.providers.registry import resolve
-    from llmctl.services.bench import BenchOptions, run_bench
+    from llmctl.services.bench.run import BenchOptions, run_bench
 
     options = BenchOptions(
         runs=runs,

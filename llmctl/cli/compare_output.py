@@ -173,7 +173,7 @@ def _bars(report: Report) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from llmctl.services.accounting import format_cost
+    from llmctl.services.usage.accounting import format_cost
 
     def draw(title: str, values: list[tuple[ModelSummary, float | None]], show: Callable[[float], str]) -> None:
         known = [value for _, value in values if value is not None]

@@ -53,7 +53,7 @@ def complete_model(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]
 
     try:
         settings = app_state(ctx).settings()
-        from llmctl.services.model_catalog import cached_entries
+        from llmctl.services.models.catalog import cached_entries
 
         names = [("demo", "the built-in offline demo model")]
         names += [(alias, model.description or model.reference) for alias, model in sorted(settings.models.items())]

@@ -37,8 +37,8 @@ def continue_conversation(
     from llmctl.cli.chat import conversation_to_resume
     from llmctl.cli.generate import render_answer, result_json
     from llmctl.services import interrupts
-    from llmctl.services.chat_session import ChatSession, open_chat_provider
-    from llmctl.services.conversation_store import ConversationStore
+    from llmctl.services.chat.session import ChatSession, open_chat_provider
+    from llmctl.services.chat.store import ConversationStore
 
     store = ConversationStore()
     conversation = conversation_to_resume(store, resume_last=resume_last, conversation_id=conversation_id)

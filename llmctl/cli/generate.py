@@ -29,10 +29,10 @@ from llmctl.errors import LlmctlError, OutputError, UsageError
 from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
-    from llmctl.services.accounting import Accounting
     from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
     from llmctl.services.structured import SchemaMismatch
+    from llmctl.services.usage.accounting import Accounting
 
 
 def generate(
@@ -96,7 +96,7 @@ def generate(
     from llmctl.providers.registry import open_provider, resolve
     from llmctl.services.attachments import images_of, read_attachment, with_attachments
     from llmctl.services.calls import Call
-    from llmctl.services.conversation import new_conversation_id
+    from llmctl.services.chat.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
     from llmctl.services.structured import load_schema
 
@@ -181,12 +181,10 @@ def generate(
     result, accounting = outcome.result, outcome.accounting
     warnings = list(outcome.warnings)
     if one_shot_id is not None and result.reached_model:
-        from llmctl.services.chat_session import save_one_shot
-        from llmctl.services.conversation_store import ConversationStore
+        from llmctl.services.chat.session import save_one_shot
+        from llmctl.services.chat.store import ConversationStore
 
-        refused = save_one_shot(
-            ConversationStore(), one_shot_id, resolved, system=system, user_text=text, call=outcome
-        )
+        refused = save_one_shot(ConversationStore(), one_shot_id, resolved, system=system, user_text=text, call=outcome)
         warnings += [refused] if refused else []
     for warning in warnings:
         output.warning(warning)
@@ -266,7 +264,7 @@ def _warn_ignored_flags(provider: object, model: str, **flags: float | int | Non
 
 
 def _cost_text(accounting: Accounting) -> str:
-    from llmctl.services.accounting import format_cost
+    from llmctl.services.usage.accounting import format_cost
 
     if accounting.cost is not None:
         return f"cost {format_cost(accounting.cost.usd)}"

@@ -12,7 +12,7 @@ from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
 
 if TYPE_CHECKING:
-    from llmctl.services.usage_ledger import LedgerRecord
+    from llmctl.services.usage.ledger import LedgerRecord
 
 app = typer.Typer(
     help="Past calls with their prompts and answers, newest first.",
@@ -50,8 +50,8 @@ def logs(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from llmctl.services.call_log import LogQuery, recent_calls
-    from llmctl.services.usage_report import parse_when
+    from llmctl.services.usage.call_log import LogQuery, recent_calls
+    from llmctl.services.usage.report import parse_when
 
     settings = app_state(ctx).settings()
     models = tuple(_model_names(settings, name) for name in model or [])
@@ -79,7 +79,7 @@ def logs(
 
 def _model_names(settings: Any, name: str) -> tuple[str, ...]:
     """What the ledger may call ``name``: itself, and for an alias (or demo) its target as PROVIDER/MODEL-ID."""
-    from llmctl.services.usage_report import as_recorded
+    from llmctl.services.usage.report import as_recorded
 
     return tuple(dict.fromkeys((name, as_recorded(settings, name))))
 

@@ -162,7 +162,6 @@ def max_tokens_notice(max_tokens: int | None) -> str:
     return f"Stopped at --max-tokens {max_tokens}; raise it to get more."
 
 
-
 _FENCE = re.compile(r"^(?P<fence>```+|~~~+)[^\n]*\n(?P<code>.*?)(?:^(?P=fence)[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
 
 

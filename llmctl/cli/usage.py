@@ -13,8 +13,8 @@ from llmctl.cli.options import JsonOpt, app_state
 from llmctl.errors import UsageError
 
 if TYPE_CHECKING:  # the services are imported where used: sqlite3 and csv cost `llmctl --help` time
-    from llmctl.services.usage_ledger import GroupBy, Totals, UsageReport
-    from llmctl.services.usage_report import ReportRequest
+    from llmctl.services.usage.ledger import GroupBy, Totals, UsageReport
+    from llmctl.services.usage.report import ReportRequest
 
 
 class GroupChoice(StrEnum):
@@ -72,7 +72,7 @@ def usage(
     Examples: `llmctl usage --since 7d --by day`, `llmctl usage --provider openai --json`,
     `llmctl usage --csv > usage.csv`.
     """
-    from llmctl.services.usage_report import (
+    from llmctl.services.usage.report import (
         ReportRequest,
         as_recorded,
         build_report,
@@ -113,7 +113,7 @@ def _tokens(total: int, known: int, unknown: int) -> output.Cell:
 
 
 def _cost(totals: Totals) -> str | None:
-    from llmctl.services.usage_report import format_cost
+    from llmctl.services.usage.report import format_cost
 
     if totals.cost_calls == 0:
         return None
@@ -125,7 +125,7 @@ _NUMBERS = ("calls", "input", "output", "total tokens", "cost", "failed")
 
 def _print_table(report: UsageReport) -> None:
     from llmctl.domain import plural
-    from llmctl.services.usage_report import sorted_groups
+    from llmctl.services.usage.report import sorted_groups
 
     totals = report.totals
     label = {"day": "day (UTC)", "model": "provider/model"}.get(report.by, report.by)

@@ -32,9 +32,9 @@ ProviderFactory = Callable[[ResolvedModel], Provider]
 # kind -> "module:Class"; the module is imported on first use only, so commands
 # that never generate never pay for torch or a vendor SDK.
 ADAPTERS: dict[str, str] = {
-    "huggingface": "llmctl.providers.hf_provider:HuggingFaceProvider",
-    "openai": "llmctl.providers.openai_provider:OpenAIProvider",
-    "anthropic": "llmctl.providers.anthropic_provider:AnthropicProvider",
+    "huggingface": "llmctl.providers.hf.provider:HuggingFaceProvider",
+    "openai": "llmctl.providers.hosted.openai_provider:OpenAIProvider",
+    "anthropic": "llmctl.providers.hosted.anthropic_provider:AnthropicProvider",
 }
 
 DEMO_MODEL_ID = "llmctl/demo"  # what models list, the ledger and logs call the built-in demo model

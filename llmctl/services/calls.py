@@ -20,11 +20,11 @@ from llmctl.domain import GenerationRequest, StreamEvent
 from llmctl.errors import LlmctlError
 from llmctl.providers.base import Provider
 from llmctl.services import interrupts
-from llmctl.services.accounting import Accounting, price_only, record_call
-from llmctl.services.budget import check_budget
 from llmctl.services.generation import GenerationResult, GenerationRun
-from llmctl.services.pricing import Price, price_for
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.usage.accounting import Accounting, price_only, record_call
+from llmctl.services.usage.budget import check_budget
+from llmctl.services.usage.ledger import UsageLedger
+from llmctl.services.usage.pricing import Price, price_for
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Settings
 from llmctl.errors import ModelNotFoundError, UsageError
+from llmctl.hub.cache import Removal, hub_cache_dir, plan_removal, remove
 from llmctl.providers.registry import is_repo_id, written_as_path
-from llmctl.services.hf_cache import Removal, hub_cache_dir, plan_removal, remove
 
 
 @dataclass(frozen=True)

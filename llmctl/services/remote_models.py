@@ -7,7 +7,7 @@ from typing import Any
 
 from llmctl.config import AnthropicProviderSettings, OpenAIProviderSettings, Settings
 from llmctl.errors import MissingDependencyError, UsageError
-from llmctl.providers.hosted import RemoteModel
+from llmctl.providers.hosted.base import RemoteModel
 from llmctl.providers.registry import ADAPTERS, EXTRA_FOR_KIND
 
 

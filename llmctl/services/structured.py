@@ -197,4 +197,3 @@ def check_answer(text: str, schema: Mapping[str, Any]) -> Any:
             hint="The answer is on stderr above.",
         )
     return value
-

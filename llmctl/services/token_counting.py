@@ -89,7 +89,7 @@ def context_window(resolved: ResolvedModel) -> int | None:
     model = resolved.model_settings
     if model is not None and model.context_window is not None:
         return model.context_window
-    from llmctl.services.pricing import listed_model_info
+    from llmctl.services.usage.pricing import listed_model_info
 
     info = listed_model_info(resolved)
     window = getattr(info, "context_window", None)
@@ -161,8 +161,8 @@ def _estimate(resolved: ResolvedModel, messages: Sequence[Message], window: int 
 
 
 def _count_local(resolved: ResolvedModel, messages: Sequence[Message]) -> TokenCount:
-    from llmctl.providers.hf_loading import load_tokenizer
-    from llmctl.providers.hf_prompt import prompt_token_ids
+    from llmctl.providers.hf.loading import load_tokenizer
+    from llmctl.providers.hf.prompt import prompt_token_ids
 
     loaded = load_tokenizer(resolved)
     template = "chat template" if getattr(loaded.tokenizer, "chat_template", None) else "plain transcript"
@@ -173,7 +173,7 @@ def _count_local(resolved: ResolvedModel, messages: Sequence[Message]) -> TokenC
 def _count_anthropic(resolved: ResolvedModel, messages: Sequence[Message]) -> tuple[int | None, str]:
     """The count from the API, or ``None`` and why not."""
     from llmctl.config import AnthropicProviderSettings
-    from llmctl.providers.credentials import resolve_api_key, scrub
+    from llmctl.providers.hosted.credentials import resolve_api_key, scrub
 
     settings = resolved.provider_settings
     if not isinstance(settings, AnthropicProviderSettings):
@@ -186,7 +186,7 @@ def _count_anthropic(resolved: ResolvedModel, messages: Sequence[Message]) -> tu
         import anthropic
     except ImportError:
         return None, "the anthropic package is not installed (pip install 'llmctl[anthropic]')"
-    from llmctl.providers.hosted import Endpoint
+    from llmctl.providers.hosted.base import Endpoint
 
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     body: dict[str, Any] = {

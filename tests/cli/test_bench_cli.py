@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.services.usage_ledger import UsageLedger, ledger_path
+from llmctl.services.usage.ledger import UsageLedger, ledger_path
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from llmctl.domain import TextDelta
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.cli.test_generate_ledger import ScriptedProvider, scripted
 from tests.conftest import CliResult
 from tests.tiny_models import build_tiny_model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.usage.ledger import UsageLedger
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]
@@ -35,7 +35,7 @@ def test_no_save_leaves_no_conversation_and_no_text_on_disk(
 def test_no_save_keeps_the_input_history_in_memory_only(isolated_home: Path) -> None:
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    from llmctl.cli.chat_repl import _input_history, history_path
+    from llmctl.cli.chat.repl import _input_history, history_path
 
     assert isinstance(_input_history(remember=False), InMemoryHistory)
     assert not history_path().exists()
@@ -94,8 +94,8 @@ def test_a_conversation_that_cannot_be_saved_warns_and_the_chat_goes_on(
 
 
 def test_the_status_line_never_shows_zero_for_an_unknown_cost() -> None:
-    from llmctl.cli.chat_commands import status_cost
-    from llmctl.services.conversation import Turn, usage_totals
+    from llmctl.cli.chat.commands import status_cost
+    from llmctl.services.chat.conversation import Turn, usage_totals
 
     free = Turn("a", "b", "hf/local", cost_usd=0.0)
     unpriced = Turn("c", "d", "openai/private", cost_usd=None)

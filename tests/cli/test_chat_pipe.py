@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.usage.ledger import UsageLedger
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]
@@ -196,8 +196,8 @@ def test_model_switch_keeps_the_history(run_llmctl: Run, tiny_models: dict[str, 
 def test_input_helpers() -> None:
     import io
 
-    from llmctl.cli.chat_commands import block_is_open, is_command, message_text
-    from llmctl.cli.chat_repl import read_messages
+    from llmctl.cli.chat.commands import block_is_open, is_command, message_text
+    from llmctl.cli.chat.repl import read_messages
 
     assert block_is_open('"""') and block_is_open('"""\nabc') and not block_is_open('"""\nabc\n"""')
     assert not block_is_open("plain text")

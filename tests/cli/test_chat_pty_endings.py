@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.usage.ledger import UsageLedger
 from tests.cli.test_chat_pty import _clean, _say, _spawn, chat_env
 
 pexpect = pytest.importorskip("pexpect")

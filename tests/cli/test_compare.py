@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
 from tests.test_hostile_security import ALIAS, MARKER, trap
 from tests.wire.openai_server import Fault, OpenAIServer, Reply, Slow
@@ -277,7 +277,7 @@ def test_the_estimate_is_printed_before_the_calls(
     prompts = ["What is the capital of France?", "What is 7 plus 5?"]
     counted = sum(count_tokens(mini, build_messages(p, None)).tokens for p in prompts) * 3
     input_usd, output_usd = counted * 0.15e-6, 60 * 0.6e-6
-    from llmctl.services.accounting import format_cost
+    from llmctl.services.usage.accounting import format_cost
 
     assert (
         f"  mini: 6 calls, {counted} input tokens (exact): {format_cost(input_usd)} input + "
@@ -364,9 +364,7 @@ def test_a_case_with_a_schema_asks_for_structured_output_and_checks_it(
     run_llmctl: Run, oai: OpenAIServer, tmp_path: Path
 ) -> None:
     cases = tmp_path / "cases.toml"
-    cases.write_text(
-        '[[cases]]\nname = "person"\nprompt = "Invent a person"\nschema = { name = "str", age = "int" }\n'
-    )
+    cases.write_text('[[cases]]\nname = "person"\nprompt = "Invent a person"\nschema = { name = "str", age = "int" }\n')
     oai.add(Reply(text='{"name": "Ada", "age": 36}'), Reply(text='{"name": "Bob"}'))
     for expected_rate in (1.0, 0.0):
         result = run_llmctl("compare", "-m", "openai/gpt-4o-mini", "--cases", str(cases), "--json")

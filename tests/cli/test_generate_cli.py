@@ -15,7 +15,7 @@ import pytest
 
 from llmctl.config import Settings
 from llmctl.domain import GenerationRequest, Message
-from llmctl.providers.hf_provider import HuggingFaceProvider
+from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import open_provider, resolve
 from tests.conftest import CliResult
 from tests.tiny_models import build_tiny_model

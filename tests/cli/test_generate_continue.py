@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.usage.ledger import UsageLedger
 from tests.conftest import CliResult
 from tests.wire.openai_server import OpenAIServer, Reply
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
 from tests.providers.test_hosted_faults import SSE, ant_start, ant_text, oai_chunk, sse
 from tests.wire import AnthropicServer, Fault, KeepAlive, OpenAIServer, Raw, Reply

@@ -27,7 +27,7 @@ from llmctl.domain import (
 from llmctl.errors import ProviderError
 from llmctl.providers import registry
 from llmctl.providers.base import ResolvedModel
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
 from tests.services.test_usage_ledger import WRITER
 from tests.tiny_models import build_tiny_model
@@ -175,7 +175,7 @@ def test_a_locked_ledger_warns_but_the_answer_stands(
 ) -> None:
     import sqlite3
 
-    from llmctl.services import usage_ledger
+    from llmctl.services.usage import ledger as usage_ledger
 
     with UsageLedger() as ledger:
         ledger.record(LedgerRecord(ts=1.0, command="x", provider="p", model="m", status="ok", token_source="unknown"))

@@ -112,8 +112,8 @@ def test_an_older_ledger_without_the_text_index_is_searched_in_place(
 
 
 def test_the_index_covers_text_stored_before_it_existed(tmp_path: Path) -> None:
-    from llmctl.services.usage_ledger import UsageLedger
-    from llmctl.services.usage_schema import MIGRATIONS, statements
+    from llmctl.services.usage.ledger import UsageLedger
+    from llmctl.services.usage.schema import MIGRATIONS, statements
 
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)

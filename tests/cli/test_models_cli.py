@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from llmctl.hub.weights import estimate_weights, tensor_stats
 from llmctl.paths import demo_model_dir
-from llmctl.services.model_weights import estimate_weights, tensor_stats
 from tests.conftest import CliResult
 from tests.model_hub import (
     build_quantizable_llama,
@@ -109,8 +109,8 @@ def test_the_terminal_progress_bar_counts_bytes_across_all_files(
 
     from rich.console import Console
 
-    from llmctl.cli.download_progress import RichDownloadProgress
-    from llmctl.services.model_download import download, plan_download
+    from llmctl.cli.models.download_progress import RichDownloadProgress
+    from llmctl.hub.download import download, plan_download
 
     serve_model(hub, REPO, tiny_models["llama"])
     console = Console(file=StringIO(), force_terminal=True, width=100)
@@ -199,7 +199,7 @@ def test_list_with_downloads_imports_nothing_heavy(
     hub: HubServer, hub_home: Path, tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
     serve_model(hub, REPO, tiny_models["llama"])
-    from llmctl.services.model_download import download, plan_download
+    from llmctl.hub.download import download, plan_download
 
     download(plan_download(REPO, cache_dir=hub_home / "hub"))
     probe = (
@@ -281,7 +281,7 @@ def test_load_reports_time_dtype_placement_memory_and_speed(run_llmctl: Run, tin
 def test_load_refuses_what_clearly_will_not_fit_and_names_the_quantization_that_would(
     run_llmctl: Run, tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmctl.services import hardware
+    from llmctl.services.models import hardware
 
     stats = tensor_stats(tiny_models["llama"])
     assert stats is not None

@@ -33,9 +33,7 @@ class Replay:
     def __init__(self, columns: int, rows: int) -> None:
         self.columns, self.rows = columns, rows
         self.file = io.StringIO()
-        self.console = Console(
-            file=self.file, force_terminal=True, width=columns, height=rows, color_system="standard"
-        )
+        self.console = Console(file=self.file, force_terminal=True, width=columns, height=rows, color_system="standard")
         self.screen = pyte.HistoryScreen(columns, rows, history=100_000)
         self.screen.set_mode(pyte.modes.LNM)  # a pty would turn "\n" into "\r\n"
         self.stream = pyte.Stream(self.screen)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from llmctl.cli import output
-from llmctl.services.conversation import Conversation, Turn
-from llmctl.services.conversation_store import ConversationStore
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.chat.conversation import Conversation, Turn
+from llmctl.services.chat.store import ConversationStore
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]

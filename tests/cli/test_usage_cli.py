@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]

@@ -23,7 +23,7 @@ from llmctl.domain import (
     collect,
 )
 from llmctl.errors import AuthenticationError, ContextLengthError, InputError, ModelNotFoundError, ProviderError
-from llmctl.providers.anthropic_provider import DEFAULT_MAX_TOKENS, AnthropicProvider, list_remote_models
+from llmctl.providers.hosted.anthropic_provider import DEFAULT_MAX_TOKENS, AnthropicProvider, list_remote_models
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.generation import GenerationRun, RunStatus
 from tests.wire.anthropic_server import (

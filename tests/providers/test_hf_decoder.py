@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from llmctl.domain import TextDelta
-from llmctl.providers.hf_provider import IncrementalDecoder
+from llmctl.providers.hf.provider import IncrementalDecoder
 from tests.tiny_models import CORPUS
 
 

@@ -14,11 +14,11 @@ import pytest
 
 from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message
-from llmctl.providers.hf_kv_cache import KVCacheProvider, common_prefix_length
-from llmctl.providers.hf_loading import LoadedModel, load_model
-from llmctl.providers.hf_provider import HuggingFaceProvider
+from llmctl.providers.hf.kv_cache import KVCacheProvider, common_prefix_length
+from llmctl.providers.hf.loading import LoadedModel, load_model
+from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import resolve
-from llmctl.services.chat_session import ChatSession, TurnOutcome
+from llmctl.services.chat.session import ChatSession, TurnOutcome
 
 GREEDY = GenerationParams(temperature=0, max_tokens=8)
 

@@ -20,8 +20,8 @@ from llmctl.domain import (
     collect,
 )
 from llmctl.errors import ContextLengthError, ProviderError
-from llmctl.providers.hf_prompt import plain_transcript
-from llmctl.providers.hf_provider import HuggingFaceProvider
+from llmctl.providers.hf.prompt import plain_transcript
+from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import open_provider, resolve
 
 FAMILIES = ["llama", "mistral", "gemma"]

@@ -355,8 +355,8 @@ SECRET = "sk-live-ABCDEFGHIJKLMNOPQRSTUV"
     ],
 )
 def test_every_eight_character_run_of_the_key_is_masked(text: str, expected: str) -> None:
-    from llmctl.providers.credentials import ApiKey
-    from llmctl.providers.hosted_errors import mask_key
+    from llmctl.providers.hosted.credentials import ApiKey
+    from llmctl.providers.hosted.errors import mask_key
 
     assert mask_key(text, ApiKey(SECRET, "$KEY", env_var="KEY")) == expected
 

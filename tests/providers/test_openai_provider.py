@@ -31,9 +31,9 @@ from llmctl.errors import (
     ModelNotFoundError,
     ProviderError,
 )
-from llmctl.providers import credentials
-from llmctl.providers.credentials import NO_AUTH_PLACEHOLDER, resolve_api_key
-from llmctl.providers.openai_provider import OpenAIProvider, list_remote_models
+from llmctl.providers.hosted import credentials
+from llmctl.providers.hosted.credentials import NO_AUTH_PLACEHOLDER, resolve_api_key
+from llmctl.providers.hosted.openai_provider import OpenAIProvider, list_remote_models
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.generation import GenerationRun, RunStatus
 from tests.wire.openai_server import (

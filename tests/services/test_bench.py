@@ -25,9 +25,10 @@ from llmctl.domain import (
 )
 from llmctl.errors import ContextLengthError, UsageError
 from llmctl.providers.base import ResolvedModel
-from llmctl.providers.hf_provider import HuggingFaceProvider
+from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import open_provider, resolve
-from llmctl.services.bench import (
+from llmctl.services.bench.measure import hosted_prompt
+from llmctl.services.bench.run import (
     BenchOptions,
     RunMeasurement,
     exact_prompt_ids,
@@ -35,7 +36,6 @@ from llmctl.services.bench import (
     summarize,
     with_load_overrides,
 )
-from llmctl.services.bench_measure import hosted_prompt
 from tests.tiny_models import build_tiny_model
 
 

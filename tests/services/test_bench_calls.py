@@ -12,9 +12,9 @@ from llmctl.config import Settings
 from llmctl.domain import CountSource, Finished, FinishReason, GenerationRequest, StreamEvent, TextDelta, Usage
 from llmctl.errors import ProviderError
 from llmctl.providers.base import ResolvedModel
-from llmctl.services.bench import BenchOptions, run_bench
-from llmctl.services.budget import BudgetExceededError
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.bench.run import BenchOptions, run_bench
+from llmctl.services.usage.budget import BudgetExceededError
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.services.test_bench import api_model
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from llmctl.config import Settings
-from llmctl.services.budget import BudgetExceededError, check_budget, period_starts
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.budget import BudgetExceededError, check_budget, period_starts
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 
 NOW = datetime(2025, 6, 15, 14, 30).astimezone()
 

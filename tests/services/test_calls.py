@@ -16,7 +16,7 @@ from llmctl.errors import LlmctlError, ProviderError
 from llmctl.providers.base import ResolvedModel
 from llmctl.services import interrupts
 from llmctl.services.calls import Call
-from llmctl.services.usage_ledger import LedgerRecord, UsageLedger
+from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 
 REQUEST = GenerationRequest((Message("user", "hi"),))
 

@@ -23,17 +23,17 @@ from llmctl.domain import (
 )
 from llmctl.errors import ContextLengthError, ProviderError, UsageError
 from llmctl.providers.base import ResolvedModel
-from llmctl.services.chat_session import ChatSession, TurnOutcome, hosted_prompt_tokens
-from llmctl.services.conversation import (
+from llmctl.services.chat.conversation import (
     Conversation,
     Turn,
     conversation_from_json,
     conversation_to_json,
     usage_totals,
 )
-from llmctl.services.conversation_export import export, to_markdown
-from llmctl.services.conversation_store import ConversationStore
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.chat.export import export, to_markdown
+from llmctl.services.chat.session import ChatSession, TurnOutcome, hosted_prompt_tokens
+from llmctl.services.chat.store import ConversationStore
+from llmctl.services.usage.ledger import UsageLedger
 
 
 def _words(messages: Sequence[Message]) -> int:
@@ -364,7 +364,7 @@ def test_hosted_models_are_fitted_with_offline_counts_and_listed_windows() -> No
 
 
 def test_budget_is_checked_before_each_turn() -> None:
-    from llmctl.services.budget import BudgetExceededError
+    from llmctl.services.usage.budget import BudgetExceededError
 
     settings = Settings.model_validate(
         {"budget": {"daily_usd": 0.0}, "providers": {"openai": {"input_price_per_mtok": 1, "output_price_per_mtok": 1}}}

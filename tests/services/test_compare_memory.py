@@ -7,7 +7,7 @@ import pytest
 from llmctl.config import Settings
 from llmctl.providers.registry import resolve
 from llmctl.services.compare.memory import memory_fit
-from llmctl.services.hardware import Gpu, Hardware
+from llmctl.services.models.hardware import Gpu, Hardware
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from llmctl.errors import InputError
-from llmctl.services import conversation_store
-from llmctl.services.conversation import Conversation, Turn
-from llmctl.services.conversation_store import ConversationStore
+from llmctl.services.chat import store as conversation_store
+from llmctl.services.chat.conversation import Conversation, Turn
+from llmctl.services.chat.store import ConversationStore
 from tests.services.test_chat_session import _say, _session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,8 +175,8 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from llmctl.services.conversation import Turn
-    from llmctl.services.conversation_store import ConversationStore
+    from llmctl.services.chat.conversation import Turn
+    from llmctl.services.chat.store import ConversationStore
 
     store = ConversationStore(Path(sys.argv[1]))
     conversation = store.load(sys.argv[2])

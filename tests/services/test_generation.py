@@ -104,7 +104,7 @@ def test_params_hold_only_what_the_user_set(config: str, flags: dict[str, float]
 
 
 def test_local_defaults_fill_only_the_gaps() -> None:
-    from llmctl.providers.hf_provider import LOCAL_DEFAULTS
+    from llmctl.providers.hf.provider import LOCAL_DEFAULTS
 
     assert GenerationParams(max_tokens=5).or_defaults(LOCAL_DEFAULTS) == GenerationParams(0.7, 0.9, 5)
     assert GenerationParams(0.0, 0.2, seed=1).or_defaults(LOCAL_DEFAULTS) == GenerationParams(0.0, 0.2, seed=1)

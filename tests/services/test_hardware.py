@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.services import hardware
+from llmctl.services.models import hardware
 
 
 def _machine(root: Path, *, nvidia_gpus: int = 0, devices: tuple[str, ...] = ()) -> tuple[Path, Path]:
@@ -52,7 +52,7 @@ def test_torch_already_loaded_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 PROBE = r"""
 import json, sys
-from llmctl.services import hardware
+from llmctl.services.models import hardware
 hardware.gpu_device_present = lambda *args: False  # the same answer on a machine with a GPU
 sys.argv = ["llmctl", "models", "info", "demo", "--json"]
 from llmctl.cli.app import main

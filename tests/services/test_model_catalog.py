@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmctl.config import parse_settings
-from llmctl.services.model_catalog import hosted_provider_entries
+from llmctl.services.models.catalog import hosted_provider_entries
 
 OWN_SERVER = '[providers.my-vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
 OPENAI_GATEWAY = '[providers.openai]\nbase_url = "https://gateway.example/v1"\n'

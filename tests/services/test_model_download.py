@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from llmctl.errors import AuthenticationError, ModelNotFoundError, ProviderError
+from llmctl.hub import download as model_download
+from llmctl.hub.cache import find_cached
+from llmctl.hub.download import DownloadPlan, download, plan_download, select_files
 from llmctl.providers.base import ResolvedModel
-from llmctl.services import model_download
-from llmctl.services.hf_cache import find_cached
-from llmctl.services.model_download import DownloadPlan, download, plan_download, select_files
 from tests.model_hub import (
     BIG,
     EXTRA_FILES,
@@ -145,7 +145,7 @@ def test_the_hf_provider_loads_the_download_offline(
     from huggingface_hub import constants
 
     from llmctl.config import HuggingFaceProviderSettings
-    from llmctl.providers.hf_loading import load_model
+    from llmctl.providers.hf.loading import load_model
 
     serve_model(hub, REPO, tiny_models["llama"])
     download(plan_download(REPO, cache_dir=hub_cache))
@@ -390,7 +390,7 @@ def test_a_partial_snapshot_made_by_other_tools_still_loads(
     from huggingface_hub import constants, snapshot_download
 
     from llmctl.config import HuggingFaceProviderSettings
-    from llmctl.providers.hf_loading import load_model
+    from llmctl.providers.hf.loading import load_model
 
     serve_model(hub, REPO, tiny_models["llama"])
     snapshot_download(REPO, allow_patterns=sorted(LOADABLE))
@@ -405,7 +405,7 @@ def test_an_unfinished_download_is_flagged_in_the_catalog(
     hub: HubServer, hub_cache: Path, retry_sleeps: list[float], small_chunks: None
 ) -> None:
     from llmctl.config import Settings
-    from llmctl.services.model_catalog import list_models
+    from llmctl.services.models.catalog import list_models
 
     hub.add_repo("org/big", {"config.json": b"{}", "model.safetensors": BIG})
     hub.interrupt_next_get("org/big", "model.safetensors", after_bytes=512 * 1024)

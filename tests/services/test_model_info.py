@@ -8,16 +8,16 @@ import pytest
 
 from llmctl.config import Settings, parse_settings
 from llmctl.errors import ModelNotFoundError
-from llmctl.services.hardware import Gpu, Hardware, ram
-from llmctl.services.model_download import download, plan_download
-from llmctl.services.model_info import describe, estimate_rows
-from llmctl.services.model_weights import (
+from llmctl.hub.download import download, plan_download
+from llmctl.hub.weights import (
     SafetensorsHeaderError,
     TensorStats,
     estimate_weights,
     read_safetensors_header,
     tensor_stats,
 )
+from llmctl.services.models.hardware import Gpu, Hardware, ram
+from llmctl.services.models.info import describe, estimate_rows
 from tests.model_hub import hub, hub_cache, hub_home, serve_model
 from tests.wire.hub_server import HubServer
 

@@ -12,10 +12,10 @@ from llmctl.config import Settings
 from llmctl.domain import Completion, CountSource, FinishReason, Usage
 from llmctl.errors import ProviderError
 from llmctl.providers.registry import resolve
-from llmctl.services.accounting import record_call
 from llmctl.services.generation import GenerationResult, RunStatus, Timing
-from llmctl.services.pricing import PriceSource, price_for, price_usage, unknown_price_hint
-from llmctl.services.usage_ledger import UsageLedger
+from llmctl.services.usage.accounting import record_call
+from llmctl.services.usage.ledger import UsageLedger
+from llmctl.services.usage.pricing import PriceSource, price_for, price_usage, unknown_price_hint
 
 USAGE = Usage(1000, 500, CountSource.PROVIDER)
 

@@ -19,11 +19,12 @@ from llmctl.config import ModelSettings, OpenAIProviderSettings, Settings
 from llmctl.domain import Completion, CountSource, FinishReason, GenerationRequest, Message, StreamEvent, Usage
 from llmctl.errors import AuthenticationError, UsageError
 from llmctl.providers.base import ResolvedModel
-from llmctl.services import usage_ledger, usage_schema
-from llmctl.services.accounting import record_call
 from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, Timing
-from llmctl.services.usage_ledger import LedgerError, LedgerRecord, UsageLedger, UsageQuery
-from llmctl.services.usage_report import build_report, read_records
+from llmctl.services.usage import ledger as usage_ledger
+from llmctl.services.usage import schema as usage_schema
+from llmctl.services.usage.accounting import record_call
+from llmctl.services.usage.ledger import LedgerError, LedgerRecord, UsageLedger, UsageQuery
+from llmctl.services.usage.report import build_report, read_records
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]

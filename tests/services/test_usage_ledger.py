@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.services import usage_ledger
-from llmctl.services.usage_ledger import (
+from llmctl.services.usage import ledger as usage_ledger
+from llmctl.services.usage.ledger import (
     SCHEMA_VERSION,
     LedgerError,
     LedgerRecord,
@@ -22,7 +22,7 @@ from llmctl.services.usage_ledger import (
     UsageQuery,
     ledger_path,
 )
-from llmctl.services.usage_rollup import RawRange, bucket_start, cover, next_bucket, utc_day
+from llmctl.services.usage.rollup import RawRange, bucket_start, cover, next_bucket, utc_day
 
 
 def record(ts: float, **overrides: object) -> LedgerRecord:
@@ -262,7 +262,7 @@ WRITER = textwrap.dedent(
     from llmctl.config import Settings
     from llmctl.domain import Completion, CountSource, FinishReason, Usage
     from llmctl.providers.registry import resolve
-    from llmctl.services.accounting import record_call
+    from llmctl.services.usage.accounting import record_call
     from llmctl.services.generation import GenerationResult, RunStatus, Timing
 
     worker, rows = int(sys.argv[1]), int(sys.argv[2])

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from llmctl.domain import plural
 from llmctl.errors import LlmctlError
-from llmctl.services.accounting import format_cost
 from llmctl.services.compare.cases import Case
 from llmctl.services.compare.run import CompareOptions, ModelEntry
 from llmctl.services.generation import build_messages
-from llmctl.services.pricing import cost_from_price, price_for
 from llmctl.services.token_counting import count_tokens
+from llmctl.services.usage.accounting import format_cost
+from llmctl.services.usage.pricing import cost_from_price, price_for
 
 # Above this (USD), a comparison started on a terminal asks before it runs (--yes skips the question).
 CONFIRM_ABOVE_USD = 0.10

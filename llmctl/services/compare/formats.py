@@ -10,7 +10,7 @@ import io
 from collections.abc import Sequence
 
 from llmctl.services.compare.report import ModelSummary, Report, Spread
-from llmctl.services.usage_report import format_cost
+from llmctl.services.usage.report import format_cost
 
 # -- CSV and the table's cells ---------------------------------------------------------------------------------
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from llmctl.config import HuggingFaceProviderSettings
 from llmctl.errors import LlmctlError
+from llmctl.hub.weights import precision_for
 from llmctl.providers.base import ResolvedModel
-from llmctl.services import hardware
-from llmctl.services.model_info import describe_local
-from llmctl.services.model_weights import precision_for
+from llmctl.services.models import hardware
+from llmctl.services.models.info import describe_local
 
 
 @dataclass(frozen=True)

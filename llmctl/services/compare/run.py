@@ -18,11 +18,12 @@ from llmctl.domain import GenerationParams, GenerationRequest
 from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.registry import open_provider, resolve
-from llmctl.services import calls, hardware
+from llmctl.services import calls
 from llmctl.services.compare.cases import Case
 from llmctl.services.compare.checks import NOT_JUDGED, CheckResult, Verdict, failed_call_results, run_checks
 from llmctl.services.compare.memory import MemoryFit, memory_fit
 from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, build_messages
+from llmctl.services.models import hardware
 
 LOCAL_KIND = "huggingface"
 # Errors that every further call on the model would repeat: the model's other calls are not made.
