@@ -25,7 +25,6 @@ from llmctl.files import exclusive_lock, write_atomically
 from llmctl.paths import example_config_path
 
 DEMO_MODEL_ALIAS = "demo"
-HF_KINDS = ("huggingface", "hf")
 KIND_ALIASES = {"hf": "huggingface"}
 BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic")
 

@@ -184,19 +184,6 @@ def collect(events: Iterable[StreamEvent]) -> Completion:
     return builder.build()
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """A resolved model reference: which provider, which model id, and where the name came from."""
-
-    provider: str
-    model_id: str
-    alias: str | None = None
-
-    @property
-    def display(self) -> str:
-        return self.alias or f"{self.provider}/{self.model_id}"
-
-
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """``1 token``, ``2 tokens``, ``1,024 entries`` (pass the plural when it is not noun + "s")."""
     return f"{count:,} {noun if count == 1 else plural_noun or noun + 's'}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,12 +25,6 @@ if TYPE_CHECKING:
     from llmctl.services.compare.run import CompareOptions, ModelEntry
 
 EXIT_INTERRUPTED = 130
-
-
-class ReportFormat(StrEnum):
-    JSON = "json"
-    CSV = "csv"
-    MARKDOWN = "markdown"
 
 
 def compare(

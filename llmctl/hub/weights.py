@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,6 @@ class TensorStats:
     parameters: int
     quantizable: int  # in linear weight matrices (what 8-bit / 4-bit shrink)
     by_dtype: Mapping[str, int] = field(default_factory=dict)
-    stored_bytes: int = 0
     files: tuple[str, ...] = ()
 
     @property
@@ -88,7 +87,6 @@ class TensorStats:
     def from_headers(cls, headers: Mapping[str, Mapping[str, Any]]) -> TensorStats:
         """From file name -> header dicts (local files, or headers fetched from the Hub)."""
         total = quantizable = 0
-        stored = 0.0
         by_dtype: dict[str, int] = {}
         for header in headers.values():
             for name, info in header.items():
@@ -99,10 +97,9 @@ class TensorStats:
                 dtype = str(info.get("dtype", "?"))
                 total += count
                 by_dtype[dtype] = by_dtype.get(dtype, 0) + count
-                stored += count * DTYPE_BYTES.get(dtype, 2)
                 if is_quantizable(name, shape):
                     quantizable += count
-        return cls(total, quantizable, by_dtype, int(stored), tuple(sorted(headers)))
+        return cls(total, quantizable, by_dtype, tuple(sorted(headers)))
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -137,17 +134,6 @@ def tensor_stats(folder: Path) -> TensorStats | None:
 PRECISIONS = ("fp32", "fp16/bf16", "8-bit", "4-bit")
 
 
-@dataclass(frozen=True)
-class MemoryEstimate:
-    precision: str  # one of PRECISIONS
-    weights_bytes: int
-
-    @property
-    def needed_bytes(self) -> int:
-        """Weights plus runtime headroom: what "fits" is judged against."""
-        return int(self.weights_bytes * RUNTIME_OVERHEAD)
-
-
 def estimate_weights(stats: TensorStats, precision: str, *, rest_bytes: float = 2) -> int:
     """Bytes of weights once loaded at ``precision``; ``rest_bytes`` per unquantized parameter."""
     if precision == "fp32":
@@ -161,10 +147,6 @@ def estimate_weights(stats: TensorStats, precision: str, *, rest_bytes: float = 
         absmax = stats.quantizable / BNB_4BIT_BLOCK * 4
         return int(stats.quantizable * 0.5 + absmax + rest)
     raise ValueError(f"unknown precision {precision!r}")
-
-
-def estimate_memory(stats: TensorStats) -> list[MemoryEstimate]:
-    return [MemoryEstimate(p, estimate_weights(stats, p)) for p in PRECISIONS]
 
 
 def precision_for(quantization: str | None, dtype: str | None, checkpoint_dtype: str | None) -> str:
@@ -189,10 +171,3 @@ def checkpoint_dtype(config: Mapping[str, Any], stats: TensorStats | None) -> st
     names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
     main = stats.main_dtype if stats else None
     return names.get(main, main) if main else None
-
-
-def sum_sizes(sizes: Iterable[int | None]) -> int | None:
-    values = list(sizes)
-    if any(v is None for v in values):
-        return None
-    return sum(v for v in values if v is not None)

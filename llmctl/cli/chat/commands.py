@@ -6,7 +6,6 @@ text goes differs (``Console``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +76,9 @@ class CommandResult:
 class Commands:
     """Runs slash commands against a session, printing to ``console``."""
 
-    def __init__(self, session: ChatSession, console: Console, *, on_reset: Callable[[], None] | None = None) -> None:
+    def __init__(self, session: ChatSession, console: Console) -> None:
         self._session = session
         self._console = console
-        self._on_reset = on_reset
 
     def run(self, line: str) -> CommandResult:
         name, _, argument = line.strip().partition(" ")
@@ -118,8 +116,6 @@ class Commands:
 
     def _reset(self, _: str) -> CommandResult:
         conversation = self._session.reset()
-        if self._on_reset is not None:
-            self._on_reset()
         self._say(f"[dim]New conversation {conversation.id}.[/]")
         return CommandResult()
 

@@ -261,7 +261,7 @@ def architecture_stats(folder: Path, config: Mapping[str, Any]) -> TensorStats |
     dtype = _HEADER_DTYPES.get(str(checkpoint_dtype(config, None)), "BF16")
     header = {name: {"shape": shape, "dtype": dtype} for name, shape in shapes.items()}
     stats = TensorStats.from_headers({"config.json": header})
-    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, stored_bytes=0, files=())
+    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, files=())
 
 
 def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
