@@ -33,6 +33,14 @@ class FinishReason(StrEnum):
     OTHER = "other"
 
 
+class RunStatus(StrEnum):
+    """How a model call ended: the ledger's ``status`` column and a chat turn's ``status`` hold these values."""
+
+    OK = "ok"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or SIGHUP (the text so far is kept)
+
+
 @dataclass(frozen=True)
 class Image:
     """An image sent with a message (``-f photo.png``), for models that take images."""

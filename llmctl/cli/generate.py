@@ -24,9 +24,8 @@ from llmctl.cli.options import (
     app_state,
 )
 from llmctl.cli.render import first_code_block, max_tokens_notice, stream_markdown, write_raw_stream
-from llmctl.domain import FinishReason, GenerationRequest, plural
+from llmctl.domain import FinishReason, GenerationRequest, RunStatus, plural
 from llmctl.errors import LlmctlError, OutputError, UsageError
-from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
     from llmctl.services.calls import Call

@@ -24,9 +24,6 @@ from llmctl.providers.registry import open_provider, resolve
 from llmctl.services import interrupts, token_counting
 from llmctl.services.calls import Call, CallOutcome
 from llmctl.services.chat.conversation import (
-    STATUS_ERROR,
-    STATUS_INTERRUPTED,
-    STATUS_OK,
     Conversation,
     Turn,
     UsageTotals,
@@ -34,7 +31,7 @@ from llmctl.services.chat.conversation import (
     usage_totals,
 )
 from llmctl.services.chat.store import ConversationStore
-from llmctl.services.generation import GenerationResult, RunStatus, check_input_size
+from llmctl.services.generation import GenerationResult, check_input_size
 from llmctl.services.usage.pricing import Price, price_for, unknown_price_hint
 
 # Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
@@ -108,12 +105,11 @@ class ContextState:
 def turn_of(user_text: str, resolved: ResolvedModel, call: CallOutcome) -> Turn:
     """The conversation turn a finished call makes (whatever ended it)."""
     result = call.result
-    status = {RunStatus.OK: STATUS_OK, RunStatus.INTERRUPTED: STATUS_INTERRUPTED, RunStatus.ERROR: STATUS_ERROR}
     return Turn(
         user=user_text,
         reply=result.completion.text,
         model=model_reference(resolved),
-        status=status[result.status],
+        status=result.status,
         finish_reason=result.completion.finish_reason.value,
         usage=result.completion.usage,
         cost_usd=call.cost_usd,

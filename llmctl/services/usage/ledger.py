@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from llmctl.domain import RunStatus
 from llmctl.paths import data_home
 from llmctl.services.usage.rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
 from llmctl.services.usage.schema import COLUMNS as COLUMNS  # re-exported: callers know them from here
@@ -114,8 +115,8 @@ def _contribution(r: LedgerRecord) -> tuple[float, ...]:
         r.cached_input_tokens or 0,
         r.cost_usd or 0.0,
         r.cost_usd is not None,
-        r.status == "error",
-        r.status == "interrupted",
+        r.status == RunStatus.ERROR,
+        r.status == RunStatus.INTERRUPTED,
         r.token_source == NOT_APPLICABLE,
     )
 
@@ -361,7 +362,8 @@ class UsageLedger:
             "COUNT(*), SUM(COALESCE(input_tokens, 0)), COUNT(input_tokens), SUM(COALESCE(output_tokens, 0)), "
             "COUNT(output_tokens), SUM(COALESCE(total_tokens, 0)), COUNT(total_tokens), "
             "SUM(COALESCE(cached_input_tokens, 0)), SUM(COALESCE(cost_usd, 0)), COUNT(cost_usd), "
-            f"SUM(status = 'error'), SUM(status = 'interrupted'), SUM(token_source = '{NOT_APPLICABLE}')"
+            f"SUM(status = '{RunStatus.ERROR}'), SUM(status = '{RunStatus.INTERRUPTED}'), "
+            f"SUM(token_source = '{NOT_APPLICABLE}')"
         )
         sql = f"SELECT {key}, {measures} FROM calls {_where(where)} GROUP BY {key}"
         for row in conn.execute(sql, values):

@@ -70,7 +70,7 @@ class LedgerRecord:
     command: str  # generate, chat, ...
     provider: str
     model: str
-    status: str  # ok | error | interrupted
+    status: str  # a RunStatus value
     token_source: str  # provider | exact | estimate | unknown | not_applicable (never reached a model)
     input_tokens: int | None = None
     output_tokens: int | None = None
