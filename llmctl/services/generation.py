@@ -308,7 +308,7 @@ class GenerationRun:
         resolved = self._provider.resolved
         return GenerationResult(
             completion=completion,
-            model=resolved.alias or resolved.model_id,
+            model=resolved.short_name,
             provider=resolved.provider_name,
             timing=Timing(first_token_s=first, total_s=max(0.0, end - start)),
             status=self._status,

@@ -68,13 +68,6 @@ def hosted_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -
     return total
 
 
-def model_reference(resolved: ResolvedModel) -> str:
-    """What to type (-m) to get this model again: the alias, the folder, or PROVIDER/MODEL-ID."""
-    return resolved.alias or (
-        resolved.model_id if resolved.model_id.startswith("/") else f"{resolved.provider_name}/{resolved.model_id}"
-    )
-
-
 @dataclass(frozen=True)
 class TurnOutcome:
     """What a finished turn left behind, for the status line."""
@@ -108,7 +101,7 @@ def turn_of(user_text: str, resolved: ResolvedModel, call: CallOutcome) -> Turn:
     return Turn(
         user=user_text,
         reply=result.completion.text,
-        model=model_reference(resolved),
+        model=resolved.display_name,
         status=result.status,
         finish_reason=result.completion.finish_reason.value,
         usage=result.completion.usage,
@@ -130,7 +123,7 @@ def save_one_shot(
 
     Returns a warning when the store refuses it (the answer was shown; nothing else is lost).
     """
-    conversation = Conversation(id=conversation_id, model=model_reference(resolved), system=system)
+    conversation = Conversation(id=conversation_id, model=resolved.display_name, system=system)
     conversation.turns.append(turn_of(user_text, resolved, call))
     try:
         store.save(conversation)
@@ -200,9 +193,9 @@ class ChatSession:
         resolved = resolve(model if model is not None or conversation is None else conversation.model, settings)
         self._provider = opener(resolved)
         if conversation is None:
-            conversation = Conversation(id=new_conversation_id(), model=model_reference(resolved), system=system)
+            conversation = Conversation(id=new_conversation_id(), model=resolved.display_name, system=system)
         else:
-            conversation.model = model_reference(resolved)
+            conversation.model = resolved.display_name
             if system is not None:
                 conversation.system = system
         self._conversation = conversation
@@ -390,7 +383,7 @@ class ChatSession:
     def reset(self) -> Conversation:
         """Start a new conversation with the same model and system prompt."""
         self._conversation = Conversation(
-            id=new_conversation_id(), model=model_reference(self._provider.resolved), system=self._conversation.system
+            id=new_conversation_id(), model=self._provider.resolved.display_name, system=self._conversation.system
         )
         self._context = ContextState()
         return self._conversation
@@ -412,7 +405,7 @@ class ChatSession:
         self._provider.close()
         self._provider = provider
         self._price_known = self._window_known = False
-        self._conversation.model = model_reference(resolved)
+        self._conversation.model = resolved.display_name
         self._context.start = 0  # a new window size: fit again from the start
         self._save()
         return resolved
