@@ -198,18 +198,24 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
 
 
 # Sizes and counts as people read them (used in messages and tables).
-def human_bytes(value: float | None) -> str:
-    """``1.23 GB`` (decimal units, as disks and the Hub count); None is "unknown"."""
+_DECIMAL_UNITS = ("B", "KB", "MB", "GB", "TB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(value: float | None, *, binary: bool = False) -> str:
+    """``1.23 GB`` (decimal units, as disks and the Hub count), or with ``binary`` ``1.15 GiB``
+    (powers of 1024, as memory is counted); None is "unknown"."""
     if value is None:
         return "unknown"
+    step, units = (1024, _BINARY_UNITS) if binary else (1000, _DECIMAL_UNITS)
     size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return (
-                f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.2f} {unit}" if size < 10 else f"{size:,.1f} {unit}"
-            )
-        size /= 1000
-    return f"{size:,.1f} TB"
+    for unit in units:
+        if abs(size) < step or unit == units[-1]:
+            break
+        size /= step
+    if unit == "B":
+        return f"{size:,.0f} B"
+    return f"{size:,.2f} {unit}" if size < 10 else f"{size:,.1f} {unit}"
 
 
 def human_count(value: int | None) -> str:

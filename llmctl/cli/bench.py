@@ -9,7 +9,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import IgnoreBudgetOpt, JsonOpt, app_state, complete_model_name
-from llmctl.domain import TOKENS_MAX
+from llmctl.domain import TOKENS_MAX, human_bytes
 
 if TYPE_CHECKING:
     from llmctl.services.bench.run import BenchReport, Stat
@@ -117,9 +117,7 @@ def _cell(metric: str, value: float | None) -> str | None:
 
 
 def _bytes(value: int | None) -> str | None:
-    if value is None:
-        return None
-    return f"{value / 2**20:,.0f} MiB" if value < 2**30 else f"{value / 2**30:,.2f} GiB"
+    return None if value is None else human_bytes(value, binary=True)
 
 
 _STAT_COLUMNS = (
