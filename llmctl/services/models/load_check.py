@@ -26,9 +26,10 @@ from llmctl.hub.weights import (
     tensor_stats,
 )
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf.model_config import read_model_config
 from llmctl.providers.registry import resolve
 from llmctl.services.models import hardware as hw
-from llmctl.services.models.info import locate_local, read_json
+from llmctl.services.models.info import locate_local
 
 DEFAULT_TEST_PROMPT = "Say hello in one short sentence."
 DEFAULT_TEST_TOKENS = 32
@@ -109,7 +110,7 @@ def check_fit(resolved: ResolvedModel, machine: hw.Hardware | None = None) -> Fi
     if stats is None:
         return None
     quantization, dtype, device_map = _effective(resolved)
-    stored = checkpoint_dtype(read_json(folder / "config.json"), stats)
+    stored = checkpoint_dtype(read_model_config(folder), stats)
     precision = precision_for(quantization, dtype, stored)
     effective_dtype = dtype if dtype != "auto" else (stored or "bfloat16")
     rest = _DTYPE_BYTES.get(effective_dtype, DTYPE_BYTES.get(effective_dtype, 2))
