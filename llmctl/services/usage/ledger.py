@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from llmctl.domain import RunStatus
 from llmctl.paths import data_home
@@ -53,23 +53,46 @@ def ledger_path() -> Path:
     return data_home() / LEDGER_FILE
 
 
+_T = TypeVar("_T", int, float)
+
+
+def _measure(zero: _T, row: Callable[[LedgerRecord], float], sql: str, *, since: int = 1) -> _T:
+    """A rollup measure: a field of Totals, a column of ``usage_rollup`` (from schema version ``since``).
+
+    ``row`` is one call's contribution to it (added to the rollup when the call is written); ``sql``
+    is the same over the ``calls`` table (for the partial hours a report reads raw).
+    """
+    return field(default=zero, metadata={"row": row, "sql": sql, "since": since})
+
+
 @dataclass
 class Totals:
-    """Sums over a set of calls, with how many calls each sum covers."""
+    """Sums over a set of calls, with how many calls each sum covers.
 
-    calls: int = 0
-    input_tokens: int = 0
-    input_calls: int = 0
-    output_tokens: int = 0
-    output_calls: int = 0
-    total_tokens: int = 0
-    total_calls: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_calls: int = 0
-    errors: int = 0
-    interrupted: int = 0
-    unreached: int = 0  # calls that never reached a model: no tokens used, none unknown
+    Each field is one measure of the rollup, in table order; how a call adds to it is declared here
+    once, and the rollup upsert, its SQL over raw calls and the report's sums all follow from it.
+    """
+
+    calls: int = _measure(0, lambda r: 1, "COUNT(*)")
+    input_tokens: int = _measure(0, lambda r: r.input_tokens or 0, "SUM(COALESCE(input_tokens, 0))")
+    input_calls: int = _measure(0, lambda r: r.input_tokens is not None, "COUNT(input_tokens)")
+    output_tokens: int = _measure(0, lambda r: r.output_tokens or 0, "SUM(COALESCE(output_tokens, 0))")
+    output_calls: int = _measure(0, lambda r: r.output_tokens is not None, "COUNT(output_tokens)")
+    total_tokens: int = _measure(0, lambda r: r.total_tokens or 0, "SUM(COALESCE(total_tokens, 0))")
+    total_calls: int = _measure(0, lambda r: r.total_tokens is not None, "COUNT(total_tokens)")
+    cached_input_tokens: int = _measure(
+        0, lambda r: r.cached_input_tokens or 0, "SUM(COALESCE(cached_input_tokens, 0))"
+    )
+    cost_usd: float = _measure(0.0, lambda r: r.cost_usd or 0.0, "SUM(COALESCE(cost_usd, 0))")
+    cost_calls: int = _measure(0, lambda r: r.cost_usd is not None, "COUNT(cost_usd)")
+    errors: int = _measure(0, lambda r: r.status == RunStatus.ERROR, f"SUM(status = '{RunStatus.ERROR}')")
+    interrupted: int = _measure(
+        0, lambda r: r.status == RunStatus.INTERRUPTED, f"SUM(status = '{RunStatus.INTERRUPTED}')"
+    )
+    # calls that never reached a model: no tokens used, none unknown
+    unreached: int = _measure(
+        0, lambda r: r.token_source == NOT_APPLICABLE, f"SUM(token_source = '{NOT_APPLICABLE}')", since=2
+    )
 
     def add(self, values: Sequence[Any]) -> None:
         for name, value in zip((f.name for f in fields(self)), values, strict=True):
@@ -100,25 +123,13 @@ class Totals:
 
 
 # The rollup's measures, in table order: one per field of Totals.
-_MEASURES: tuple[str, ...] = tuple(f.name for f in fields(Totals))
+_MEASURE_FIELDS = fields(Totals)
+_MEASURES: tuple[str, ...] = tuple(f.name for f in _MEASURE_FIELDS)
+_RAW_MEASURES = ", ".join(f.metadata["sql"] for f in _MEASURE_FIELDS)  # the same sums over the calls table
 
 
 def _contribution(r: LedgerRecord) -> tuple[float, ...]:
-    return (
-        1,
-        r.input_tokens or 0,
-        r.input_tokens is not None,
-        r.output_tokens or 0,
-        r.output_tokens is not None,
-        r.total_tokens or 0,
-        r.total_tokens is not None,
-        r.cached_input_tokens or 0,
-        r.cost_usd or 0.0,
-        r.cost_usd is not None,
-        r.status == RunStatus.ERROR,
-        r.status == RunStatus.INTERRUPTED,
-        r.token_source == NOT_APPLICABLE,
-    )
+    return tuple(f.metadata["row"](r) for f in _MEASURE_FIELDS)
 
 
 _ROLLUP_UPSERT = (
@@ -310,8 +321,7 @@ class UsageLedger:
         buckets, raws = cover(query.since, query.until, periods)
         filters, params = self._filters(query)
         # A ledger read in place at an older schema lacks the later measures: they are 0 there.
-        present = _MEASURES if self._version >= SCHEMA_VERSION else _MEASURES[:-1]
-        sums = ", ".join([*(f"SUM({m})" for m in present), *("0" for _ in _MEASURES[len(present) :])])
+        sums = ", ".join(f"SUM({f.name})" if f.metadata["since"] <= self._version else "0" for f in _MEASURE_FIELDS)
         try:
             for bucket in buckets:
                 where = ["period = ?", *filters]
@@ -358,14 +368,7 @@ class UsageLedger:
             where.append("ts < ?")
             values.append(raw.end)
         key = "CAST(ts / 86400 AS INTEGER)" if by == "day" else _MODEL_KEY if by == "model" else by
-        measures = (
-            "COUNT(*), SUM(COALESCE(input_tokens, 0)), COUNT(input_tokens), SUM(COALESCE(output_tokens, 0)), "
-            "COUNT(output_tokens), SUM(COALESCE(total_tokens, 0)), COUNT(total_tokens), "
-            "SUM(COALESCE(cached_input_tokens, 0)), SUM(COALESCE(cost_usd, 0)), COUNT(cost_usd), "
-            f"SUM(status = '{RunStatus.ERROR}'), SUM(status = '{RunStatus.INTERRUPTED}'), "
-            f"SUM(token_source = '{NOT_APPLICABLE}')"
-        )
-        sql = f"SELECT {key}, {measures} FROM calls {_where(where)} GROUP BY {key}"
+        sql = f"SELECT {key}, {_RAW_MEASURES} FROM calls {_where(where)} GROUP BY {key}"
         for row in conn.execute(sql, values):
             yield (utc_day(row[0] * 86400) if by == "day" else row[0]), row[1:]
 
