@@ -28,6 +28,9 @@ DTYPE_BYTES: dict[str, float] = {
     "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1,
     "F6_E2M3": 0.75, "F6_E3M2": 0.75, "F4": 0.5,
 }  # fmt: skip
+# torch's names (what a config.json's "dtype"/"torch_dtype" and --dtype say) for the safetensors ones.
+TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+_SAFETENSORS_NAMES = {torch_name: name for name, torch_name in TORCH_NAMES.items()}
 
 # Tensors bitsandbytes leaves alone: embeddings and the output head (transformers keeps them unquantized).
 _UNQUANTIZED_MARKERS = ("embed", "wte", "wpe", "lm_head", "embed_out", "tok_embeddings", "shared.weight")
@@ -149,6 +152,11 @@ def estimate_weights(stats: TensorStats, precision: str, *, rest_bytes: float = 
     raise ValueError(f"unknown precision {precision!r}")
 
 
+def dtype_bytes(name: str) -> float:
+    """Bytes per parameter of a dtype named either way (``float16`` or ``F16``); 2 when unknown."""
+    return DTYPE_BYTES.get(_SAFETENSORS_NAMES.get(name, name), 2)
+
+
 def precision_for(quantization: str | None, dtype: str | None, checkpoint_dtype: str | None) -> str:
     """The precision a load with these options ends up in."""
     if quantization == "8bit":
@@ -156,7 +164,8 @@ def precision_for(quantization: str | None, dtype: str | None, checkpoint_dtype:
     if quantization == "4bit":
         return "4-bit"
     effective = dtype if dtype and dtype != "auto" else checkpoint_dtype
-    return "fp32" if effective in ("float32", "F32", "F64", "float64") else "fp16/bf16"
+    stored_as = _SAFETENSORS_NAMES.get(effective, effective) if effective else None
+    return "fp32" if stored_as in ("F32", "F64") else "fp16/bf16"
 
 
 def checkpoint_dtype(config: Mapping[str, Any], stats: TensorStats | None) -> str | None:
@@ -168,6 +177,5 @@ def checkpoint_dtype(config: Mapping[str, Any], stats: TensorStats | None) -> st
     text = config.get("text_config")
     if isinstance(text, Mapping):
         return checkpoint_dtype(text, None) or (stats.main_dtype if stats else None)
-    names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
     main = stats.main_dtype if stats else None
-    return names.get(main, main) if main else None
+    return TORCH_NAMES.get(main, main) if main else None

@@ -19,8 +19,8 @@ from llmctl.config import DType, ModelSettings, Quantization, Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message, human_bytes
 from llmctl.errors import ProviderError, UsageError
 from llmctl.hub.weights import (
-    DTYPE_BYTES,
     checkpoint_dtype,
+    dtype_bytes,
     estimate_weights,
     precision_for,
     tensor_stats,
@@ -33,7 +33,6 @@ from llmctl.services.models.info import locate_local
 
 DEFAULT_TEST_PROMPT = "Say hello in one short sentence."
 DEFAULT_TEST_TOKENS = 32
-_DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def check_fit(resolved: ResolvedModel, machine: hw.Hardware | None = None) -> Fi
     stored = checkpoint_dtype(read_model_config(folder), stats)
     precision = precision_for(quantization, dtype, stored)
     effective_dtype = dtype if dtype != "auto" else (stored or "bfloat16")
-    rest = _DTYPE_BYTES.get(effective_dtype, DTYPE_BYTES.get(effective_dtype, 2))
+    rest = dtype_bytes(effective_dtype)
     weights = estimate_weights(stats, precision, rest_bytes=rest)
     machine = machine or hw.detect(include_gpus=device_map != "cpu", gpu_free=True)
     target, available = _capacity(device_map, machine)
