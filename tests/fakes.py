@@ -115,6 +115,8 @@ class FakeProvider:
             raise AssertionError("FakeProvider opened outside the fake_provider fixture")
         self.resolved = resolved
         self.fake = found
+        self.requests: list[GenerationRequest] = []  # this provider's; the backend's list has every one's
+        self.closed = False
         self.unsupported_params = found.unsupported_params
         self.ignored_params = found.unsupported_params  # the name llmctl reads today
         found.opened.append(self)
@@ -128,9 +130,11 @@ class FakeProvider:
         return self.fake.window
 
     def close(self) -> None:
+        self.closed = True
         self.fake.closed += 1
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        self.requests.append(request)
         script = self.fake.next_script(request)
         prompt = self.fake.count_tokens(request.messages) if self.fake.count_tokens is not None else None
         try:
