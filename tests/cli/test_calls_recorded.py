@@ -66,6 +66,7 @@ def start(args: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subproc
     )
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_a_signal_mid_stream_in_generate_records_an_interrupted_row(
     endless_model: Path, signum: int, code: int
@@ -85,6 +86,7 @@ def test_a_signal_mid_stream_in_generate_records_an_interrupted_row(
     assert row.output_tokens is not None and 0 < row.output_tokens < 8000
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_a_signal_mid_reply_in_a_piped_chat_records_the_turn_and_keeps_the_conversation(
     endless_model: Path, isolated_home: Path, signum: int, code: int
@@ -107,6 +109,7 @@ def test_a_signal_mid_reply_in_a_piped_chat_records_the_turn_and_keeps_the_conve
     assert row.conversation_id == saved.stem
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_a_chat_whose_reader_closes_the_pipe_records_the_turn_and_saves_it(
     endless_model: Path, isolated_home: Path
 ) -> None:
@@ -127,6 +130,7 @@ def test_a_chat_whose_reader_closes_the_pipe_records_the_turn_and_saves_it(
     assert json.loads(saved.read_text())["turns"][0]["status"] == "interrupted"
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_generate_to_a_full_disk_says_so_in_one_line_and_records_the_call(tiny_models: dict[str, Path]) -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
@@ -310,6 +314,7 @@ def test_a_damaged_model_folder_is_one_error_line_and_an_error_row(
     assert row.total_s is not None and row.total_s >= 0
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 @pytest.mark.parametrize("command", ["generate Hi", "chat"])
 def test_stdout_closed_is_one_line_exit_1_and_the_call_recorded(tiny_models: dict[str, Path], command: str) -> None:
     script = f'echo Hi | "{sys.executable}" -m llmctl {command} -m "{tiny_models["llama"]}" --max-tokens 3 >&-'

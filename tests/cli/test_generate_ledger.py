@@ -233,6 +233,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_real_generate_processes_and_writers_at_once_lose_no_row(tiny_models: dict[str, Path]) -> None:
     rows_each = 20
     generate = [sys.executable, "-m", "llmctl", "generate", "-m", str(tiny_models["llama"]), "Hi", "--max-tokens", "3"]
@@ -261,6 +262,7 @@ def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model("llama", tmp_path_factory.mktemp("slow") / "llama", context=8192, never_stops=True)
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_ctrl_c_in_a_real_process_records_an_interrupted_row(slow_model: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmctl", "generate", "-m", str(slow_model), "Hi", "--max-tokens", "8000"],
