@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import ClassVar
 
 import pytest
 
@@ -33,7 +32,7 @@ from llmctl.errors import ProviderError
 from llmctl.providers import registry
 from llmctl.providers.base import ResolvedModel
 
-FAKE_ADAPTER = "tests.fakes:FakeProvider"
+FAKE_ADAPTER = "tests.fakes:open_fake_provider"
 ScriptItem = StreamEvent | BaseException
 Script = Iterable[ScriptItem]
 
@@ -49,7 +48,9 @@ class FakeBackend:
 
     window: int | None = None  # what context_window() answers
     unsupported_params: frozenset[str] = frozenset()  # GenerationParams fields it does not take
-    count_tokens: Callable[[Sequence[Message]], int] | None = None  # exact prompt counts, as a local model has
+    # Exact prompt counts, as a local model has: the provider then reports them, up front in a UsageUpdate
+    # and in its Finished (the prompt, and one output token per text delta).
+    count_tokens: Callable[[Sequence[Message]], int] | None = None
     fail_prepare: BaseException | None = None  # raised by prepare(): a hosted provider without its key
     fail_after: int | None = None  # every stream raises ``failure`` after this many text deltas
     failure: BaseException = field(default_factory=lambda: ProviderError("The stream broke off."))
@@ -105,21 +106,16 @@ class FakeBackend:
 
 
 class FakeProvider:
-    """The adapter the registry opens for a fake model; all it does is what its backend says."""
+    """A provider that does what its backend says."""
 
-    backend: ClassVar[FakeBackend | None] = None  # the fixture's, for instances the registry makes
-
-    def __init__(self, resolved: ResolvedModel, backend: FakeBackend | None = None) -> None:
-        found = backend or type(self).backend
-        if found is None:
-            raise AssertionError("FakeProvider opened outside the fake_provider fixture")
+    def __init__(self, resolved: ResolvedModel, backend: FakeBackend) -> None:
         self.resolved = resolved
-        self.fake = found
+        self.fake = backend
         self.requests: list[GenerationRequest] = []  # this provider's; the backend's list has every one's
         self.closed = False
-        self.unsupported_params = found.unsupported_params
-        self.ignored_params = found.unsupported_params  # the name llmctl reads today
-        found.opened.append(self)
+        self.unsupported_params = backend.unsupported_params
+        self.ignored_params = backend.unsupported_params  # the name llmctl reads today
+        backend.opened.append(self)
 
     def prepare(self) -> None:
         self.fake.prepared += 1
@@ -162,10 +158,21 @@ class CountingFakeProvider(FakeProvider):
         return self.fake.count_tokens(messages)
 
 
+_current: list[FakeBackend] = []  # the fake_provider fixture's backend, while a test runs
+
+
+def open_fake_provider(resolved: ResolvedModel) -> FakeProvider:
+    """The adapter the registry imports (FAKE_ADAPTER): a provider on the running test's backend."""
+    if not _current:
+        raise AssertionError("a fake model was opened outside the fake_provider fixture")
+    return _current[-1].open(resolved)
+
+
 @pytest.fixture
-def fake_provider(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
+def fake_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBackend]:
     """A fresh FakeBackend; ``openai/...`` models open a FakeProvider on it through the registry."""
     backend = FakeBackend()
-    monkeypatch.setattr(FakeProvider, "backend", backend)
     monkeypatch.setitem(registry.ADAPTERS, "openai", FAKE_ADAPTER)
-    return backend
+    _current.append(backend)
+    yield backend
+    _current.remove(backend)

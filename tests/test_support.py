@@ -20,7 +20,7 @@ from llmctl.domain import (
 )
 from llmctl.errors import AuthenticationError, ProviderError
 from llmctl.providers.registry import open_provider, resolve
-from tests.fakes import FakeBackend, FakeProvider
+from tests.fakes import FakeBackend, FakeProvider, fake_model, open_fake_provider
 from tests.tiny_models import ModelSize, build_tiny_model
 
 REQUEST = GenerationRequest((Message("user", "one two three"),))
@@ -97,6 +97,17 @@ def test_the_knobs_are_what_the_provider_declares() -> None:
         Finished(Usage(7, 2, CountSource.EXACT), FinishReason.STOP),
     ]
     assert not hasattr(FakeBackend().open(), "count_prompt_tokens")  # a hosted provider counts nothing itself
+
+
+def test_the_registry_opens_a_counting_fake_when_the_backend_counts(fake_provider: FakeBackend) -> None:
+    fake_provider.count_tokens = lambda messages: 11
+    provider = open_provider(resolve("openai/gpt-4o-mini", Settings()))
+    assert provider.count_prompt_tokens(REQUEST.messages) == 11  # type: ignore[attr-defined]
+
+
+def test_a_fake_model_outside_the_fixture_fails_the_test() -> None:
+    with pytest.raises(AssertionError, match="outside the fake_provider fixture"):
+        open_fake_provider(fake_model())
 
 
 def test_an_endless_stream_runs_until_its_consumer_stops() -> None:

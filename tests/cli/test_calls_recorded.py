@@ -22,8 +22,9 @@ import pytest
 
 from llmctl.domain import TextDelta
 from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
-from tests.cli.test_generate_ledger import ScriptedProvider, scripted
+from tests.cli.test_generate_ledger import HELLO_THERE, scripted
 from tests.conftest import CliResult
+from tests.fakes import FakeBackend
 from tests.tiny_models import build_tiny_model
 
 __all__ = ["scripted"]  # the fixture, imported for the tests below
@@ -165,9 +166,9 @@ NOT_OUR_ERRORS = [
 
 @pytest.mark.parametrize(("exception", "name"), NOT_OUR_ERRORS)
 def test_generate_records_a_call_ended_by_any_exception(
-    run_llmctl: Run, scripted: type[ScriptedProvider], exception: BaseException, name: str
+    run_llmctl: Run, scripted: FakeBackend, exception: BaseException, name: str
 ) -> None:
-    scripted.script = [*scripted.script[:2], exception]
+    scripted.enqueue(*HELLO_THERE[:2], exception)
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
@@ -178,9 +179,9 @@ def test_generate_records_a_call_ended_by_any_exception(
 
 @pytest.mark.parametrize(("exception", "name"), NOT_OUR_ERRORS)
 def test_chat_records_and_saves_a_turn_ended_by_any_exception(
-    run_llmctl: Run, scripted: type[ScriptedProvider], isolated_home: Path, exception: BaseException, name: str
+    run_llmctl: Run, scripted: FakeBackend, isolated_home: Path, exception: BaseException, name: str
 ) -> None:
-    scripted.script = [*scripted.script[:2], exception]
+    scripted.enqueue(*HELLO_THERE[:2], exception)
     result = run_llmctl("chat", "-m", "openai/gpt-4o-mini", stdin=b"Hi\n")
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
@@ -211,7 +212,7 @@ class RefusingStdout(io.TextIOBase):
 @pytest.mark.parametrize("flags", [(), ("--no-stream",), ("--json",)], ids=["stream", "no-stream", "json"])
 def test_a_standard_output_that_refuses_the_answer_is_one_error_line_and_a_row(
     run_llmctl: Run,
-    scripted: type[ScriptedProvider],
+    scripted: FakeBackend,
     monkeypatch: pytest.MonkeyPatch,
     error: int,
     flags: tuple[str, ...],
@@ -231,11 +232,11 @@ def test_a_standard_output_that_refuses_the_answer_is_one_error_line_and_a_row(
 
 
 def test_a_reply_interrupted_after_its_text_keeps_its_text_when_a_second_signal_comes(
-    run_llmctl: Run, scripted: type[ScriptedProvider]
+    run_llmctl: Run, scripted: FakeBackend
 ) -> None:
     from llmctl.services.interrupts import Terminated
 
-    scripted.script = [TextDelta("partial", tokens=1), Terminated(signal.SIGTERM)]
+    scripted.enqueue(TextDelta("partial", tokens=1), Terminated(signal.SIGTERM))
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
     assert result.exit_code == 143
     assert "partial" in result.stdout and "Interrupted by SIGTERM" in result.stderr
