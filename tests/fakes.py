@@ -16,7 +16,6 @@ from itertools import repeat
 
 import pytest
 
-from llmctl.config import OpenAIProviderSettings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -29,8 +28,9 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import ProviderError
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers import registry
-from llmctl.providers.base import ResolvedModel
+from llmctl.providers.base import PromptTokens, ResolvedModel
 
 FAKE_ADAPTER = "tests.fakes:open_fake_provider"
 ScriptItem = StreamEvent | BaseException
@@ -114,7 +114,6 @@ class FakeProvider:
         self.requests: list[GenerationRequest] = []  # this provider's; the backend's list has every one's
         self.closed = False
         self.unsupported_params = backend.unsupported_params
-        self.ignored_params = backend.unsupported_params  # the name llmctl reads today
         backend.opened.append(self)
 
     def prepare(self) -> None:
@@ -153,9 +152,9 @@ class FakeProvider:
 class CountingFakeProvider(FakeProvider):
     """A FakeProvider that counts prompt tokens exactly, as a local model does with its tokenizer."""
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> PromptTokens:
         assert self.fake.count_tokens is not None
-        return self.fake.count_tokens(messages)
+        return PromptTokens(self.fake.count_tokens(messages), CountSource.EXACT, "the fake's own count")
 
 
 _current: list[FakeBackend] = []  # the fake_provider fixture's backend, while a test runs

@@ -19,6 +19,7 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import AuthenticationError, ProviderError
+from llmctl.providers.base import PromptTokens, Uncountable, count_prompt_tokens, unsupported_params
 from llmctl.providers.registry import open_provider, resolve
 from tests.fakes import FakeBackend, FakeProvider, fake_model, open_fake_provider
 from tests.tiny_models import ModelSize, build_tiny_model
@@ -86,23 +87,24 @@ def test_the_knobs_are_what_the_provider_declares() -> None:
     )
     fake.enqueue_words("one two")
     provider = fake.open()
-    assert provider.context_window() == 40 and provider.unsupported_params == {"seed"}
+    assert provider.context_window() == 40 and unsupported_params(provider) == {"seed"}
     with pytest.raises(AuthenticationError):
         provider.prepare()
-    assert provider.count_prompt_tokens(REQUEST.messages) == 7  # type: ignore[attr-defined]
+    assert count_prompt_tokens(provider, REQUEST.messages) == PromptTokens(7, CountSource.EXACT, "the fake's own count")
     assert list(provider.stream(REQUEST)) == [
         UsageUpdate(Usage(input_tokens=7, source=CountSource.EXACT)),
         TextDelta("one", tokens=1),
         TextDelta(" two", tokens=1),
         Finished(Usage(7, 2, CountSource.EXACT), FinishReason.STOP),
     ]
-    assert not hasattr(FakeBackend().open(), "count_prompt_tokens")  # a hosted provider counts nothing itself
+    assert isinstance(count_prompt_tokens(FakeBackend().open(), REQUEST.messages), Uncountable)  # as a hosted one
 
 
 def test_the_registry_opens_a_counting_fake_when_the_backend_counts(fake_provider: FakeBackend) -> None:
     fake_provider.count_tokens = lambda messages: 11
     provider = open_provider(resolve("openai/gpt-4o-mini", Settings()))
-    assert provider.count_prompt_tokens(REQUEST.messages) == 11  # type: ignore[attr-defined]
+    counted = count_prompt_tokens(provider, REQUEST.messages)
+    assert isinstance(counted, PromptTokens) and counted.tokens == 11
 
 
 def test_a_fake_model_outside_the_fixture_fails_the_test() -> None:

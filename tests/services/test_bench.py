@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.config import OpenAIProviderSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -20,6 +20,7 @@ from llmctl.domain import (
     Usage,
 )
 from llmctl.errors import ContextLengthError, UsageError
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import open_provider, resolve
