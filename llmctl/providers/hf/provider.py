@@ -9,7 +9,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from llmctl.domain import (
@@ -96,12 +95,6 @@ def start_intra_op_pool() -> None:
     import torch
 
     torch.ones(1 << 16).add_(1)  # above ATen's grain size (32,768 elements): it runs in parallel
-
-
-@dataclass
-class GenerationOutcome:
-    generated_ids: list[int]
-    stopped_by_user: bool = False
 
 
 class _QueueStreamer:
