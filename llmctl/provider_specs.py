@@ -123,7 +123,7 @@ class ProviderSpec:
     label: str  # what messages and tables call it
     key_env_var: str | None = None  # the API key's default variable
     pricing_vendor: str | None = None  # genai-prices provider id; None: never priced
-    official_api: str | None = None  # what the vendor's own endpoint is called ("the OpenAI API")
+    vendor: str | None = None  # who runs the official API ("OpenAI"), for messages
     # The files a local model is (how `models info/list/rm` read it): "hf" is a Hugging Face folder
     # (config.json + safetensors), in the HF cache or anywhere on disk. None for hosted models.
     model_files: Literal["hf"] | None = None
@@ -154,7 +154,7 @@ SPECS: dict[str, ProviderSpec] = {
             label="OpenAI-compatible API",
             key_env_var="OPENAI_API_KEY",
             pricing_vendor="openai",
-            official_api="the OpenAI API",
+            vendor="OpenAI",
             prompt_counter="llmctl.providers.hosted.openai_tokens:count_prompt_tokens",
         ),
         ProviderSpec(
@@ -166,7 +166,7 @@ SPECS: dict[str, ProviderSpec] = {
             label="Anthropic Messages API",
             key_env_var="ANTHROPIC_API_KEY",
             pricing_vendor="anthropic",
-            official_api="the Anthropic API",
+            vendor="Anthropic",
             prompt_counter="llmctl.providers.hosted.anthropic_provider:count_prompt_tokens",
         ),
     )

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from llmctl.provider_specs import HostedSettings
+from llmctl.provider_specs import HostedSettings, spec_for
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hosted.credentials import ApiKey, resolve_api_key
 from llmctl.redaction import redact
 
 if TYPE_CHECKING:  # hosted_stream imports httpx2; listing models (RemoteModel) must not pay for it
     from llmctl.providers.hosted.stream import StreamStalled, StreamWatch
-
-VENDOR_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class Endpoint:
     def label(self) -> str:
         """How messages name it: ``OpenAI``, or ``my-vllm (http://host:8000/v1)``."""
         if self.official:
-            return VENDOR_NAMES[self.kind]
+            return spec_for(self.settings).vendor or self.kind
         return f"{self.provider_name} ({redact(self.settings.base_url or '')})"
 
     def client_options(self) -> dict[str, Any]:

@@ -186,11 +186,11 @@ def hosted_provider_entries(settings: Settings, environ: Mapping[str, str] | Non
         spec = spec_for(provider)
         if not spec.local:
             base_url = getattr(provider, "base_url", None)
-            rows.append((name, spec.kind, redact(base_url) if base_url else str(spec.official_api)))
+            rows.append((name, spec.kind, redact(base_url) if base_url else f"the {spec.vendor} API"))
     for spec in SPECS.values():
         variable = spec.key_env_var
         if variable and spec.kind not in settings.providers and environ.get(variable, "").strip():
-            rows.append((spec.kind, spec.kind, f"{spec.official_api} (key from ${variable})"))
+            rows.append((spec.kind, spec.kind, f"the {spec.vendor} API (key from ${variable})"))
     return [
         ModelEntry(
             name=f"{name}/MODEL",
