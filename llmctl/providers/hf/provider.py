@@ -152,6 +152,22 @@ class HuggingFaceProvider:
     def close(self) -> None:
         self._loaded = None
 
+    def runtime_info(self) -> dict[str, Any] | None:
+        """Where and how the model is loaded (``llmctl ps``); None until it is."""
+        if self._loaded is None:
+            return None
+        from llmctl.providers.hf.loading import LoadOptions
+
+        model = self._loaded.model
+        footprint = getattr(model, "get_memory_footprint", None)
+        return {
+            "device": str(getattr(model, "device", "unknown")),
+            "dtype": str(getattr(model, "dtype", "unknown")).removeprefix("torch."),
+            "quantization": LoadOptions.for_model(self._resolved).quantization,
+            "memory_bytes": int(footprint()) if callable(footprint) else None,
+            "context_window": self._loaded.context_window,
+        }
+
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         return prompt_token_ids(self.loaded.tokenizer, request.messages, model=self._resolved.display_name)
 
