@@ -129,7 +129,14 @@ class Dispatcher:
             if cancelled.is_set():
                 return  # the client left while waiting its turn: nothing was called
             generation = GenerationRequest(request.messages, request.params, stream=True)
-            call = Call(provider, generation, settings=self.settings, command=COMMAND, client=request.client)
+            call = Call(
+                provider,
+                generation,
+                settings=self.settings,
+                command=COMMAND,
+                client=request.client,
+                prompt_text=_last_user_text(request.messages),  # what `llmctl logs` shows as the prompt
+            )
             started = False
             with call:
                 for text in call.run.deltas():
@@ -164,3 +171,7 @@ class Dispatcher:
             workers = list(self._workers)
         for worker in workers:
             worker.join(timeout_s)
+
+
+def _last_user_text(messages: tuple[Message, ...]) -> str | None:
+    return next((m.content for m in reversed(messages) if m.role == "user"), None)
