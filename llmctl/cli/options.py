@@ -96,3 +96,10 @@ RenderOpt = Annotated[
         help="Render the answer as Markdown, or write raw text. Default: Markdown on a terminal, raw when piped.",
     ),
 ]
+
+NoServerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-server", help="Load a local model in this process even when `llmctl serve` is running (warm attach)."
+    ),
+]

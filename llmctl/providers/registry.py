@@ -172,3 +172,8 @@ def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderF
 def open_provider(resolved: ResolvedModel, adapters: Mapping[str, str] = ADAPTERS) -> Provider:
     """A ready provider for the resolved model."""
     return load_factory(resolved.kind, adapters)(resolved)
+
+
+def is_local(resolved: ResolvedModel) -> bool:
+    """Runs on this machine (loaded into memory, free), rather than an API called over the network."""
+    return resolved.kind == "huggingface"

@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmctl.providers.base import Provider, ResolvedModel
-from llmctl.providers.registry import open_provider
+from llmctl.providers.registry import is_local, open_provider
 from llmctl.services.models.load_check import FitCheck, check_fit, refusal
+
+__all__ = ["DEFAULT", "FairLock", "ModelPool", "is_local"]
 
 DEFAULT = object()  # a request that says nothing about keep_alive: the server's setting applies
 REAP_INTERVAL_S = 1.0
-
-
-def is_local(resolved: ResolvedModel) -> bool:
-    """Runs on this machine (kept warm, one at a time), rather than an API called over the network."""
-    return resolved.kind == "huggingface"
 
 
 class FairLock:

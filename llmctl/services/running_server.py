@@ -18,6 +18,8 @@ from llmctl.config import Settings
 from llmctl.errors import LlmctlError
 from llmctl.files import write_atomically
 from llmctl.paths import data_home
+from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.registry import is_local, open_provider
 
 SERVER_FILE = "server.json"
 
@@ -135,3 +137,30 @@ def require_server(settings: Settings) -> RunningServer:
             "No llmctl server is running here.", hint="Start one with `llmctl serve` (or set [server] url)."
         )
     return found
+
+
+def open_model(resolved: ResolvedModel, settings: Settings, *, use_server: bool = True) -> Provider:
+    """The provider a command uses: a local model through the running server, when one answers
+    (warm attach: no load in this process), else in-process. ``use_server=False`` (--no-server)
+    always loads in-process; a server that died or refuses connections is passed over silently."""
+    if use_server and is_local(resolved):
+        server = find_server(settings)
+        if server is not None and accepts_connections(server.url):
+            from llmctl.providers.served import ServedProvider
+
+            return ServedProvider(resolved, server.url, api_key=os.environ.get(KEY_ENV))
+    return open_provider(resolved)
+
+
+def accepts_connections(url: str, timeout_s: float = 0.5) -> bool:
+    """Whether something listens at ``url`` (a connect, no request: microseconds on loopback)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
