@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from llmctl.domain import (
     Finished,
     FinishReason,
     GenerationRequest,
+    Message,
     StreamEvent,
     TextDelta,
     Usage,
@@ -32,6 +33,7 @@ from llmctl.domain import (
 from llmctl.providers.base import ResolvedModel
 
 STREAM_PATH = "/llmctl/v1/stream"
+COUNT_PATH = "/llmctl/v1/count"
 # The server may be loading the model (seconds to minutes) before the first event.
 READ_TIMEOUT_S = 600.0
 _ERRORS: dict[str, type[errors.LlmctlError]] = {
@@ -58,6 +60,8 @@ class ServedProvider:
         self._url = url
         self._api_key = api_key
         self._connection: http.client.HTTPConnection | None = None
+        self._window: int | None = None
+        self._window_known = False
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -71,7 +75,30 @@ class ServedProvider:
         """Nothing to load here: the server loads the model on its first request, and keeps it."""
 
     def context_window(self) -> int | None:
-        return None  # the server checks the prompt against the window exactly, with the model's tokenizer
+        """The model's window, as the server loaded it (loading it there on first use)."""
+        if not self._window_known:
+            window = self._count([]).get("context_window")
+            self._window, self._window_known = window if isinstance(window, int) else None, True
+        return self._window
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """Exact: the templated prompt's length with the model's own tokenizer, on the server."""
+        tokens = self._count(messages).get("tokens")
+        if not isinstance(tokens, int):
+            raise errors.ProviderError(f"The llmctl server at {self._url} could not count the prompt.")
+        return tokens
+
+    def _count(self, messages: Sequence[Message]) -> dict[str, Any]:
+        body = {"model": self._resolved.display_name, "messages": [_message(m) for m in messages]}
+        try:
+            response = self._post(COUNT_PATH, body)
+            try:
+                found: dict[str, Any] = json.loads(response.read())
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise errors.ProviderError(f"The llmctl server at {self._url} stopped answering: {exc}") from None
+            return found
+        finally:
+            self.close()
 
     def close(self) -> None:
         if self._connection is not None:
@@ -82,7 +109,7 @@ class ServedProvider:
         params = request.params
         body = {
             "model": self._resolved.display_name,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [_message(m) for m in request.messages],
             "params": {
                 "temperature": params.temperature,
                 "top_p": params.top_p,
@@ -90,7 +117,7 @@ class ServedProvider:
                 "seed": params.seed,
             },
         }
-        response = self._post(body)
+        response = self._post(STREAM_PATH, body)
         try:
             while line := response.readline():
                 event = _event(json.loads(line))
@@ -101,7 +128,7 @@ class ServedProvider:
         finally:
             self.close()  # mid-answer (Ctrl-C, a closed pipe): the server sees the disconnect and stops
 
-    def _post(self, body: dict[str, Any]) -> http.client.HTTPResponse:
+    def _post(self, path: str, body: dict[str, Any]) -> http.client.HTTPResponse:
         parts = urlsplit(self._url)
         connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         self._connection = connection_class(parts.hostname or "127.0.0.1", parts.port, timeout=READ_TIMEOUT_S)
@@ -109,7 +136,7 @@ class ServedProvider:
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
         try:
-            self._connection.request("POST", parts.path.rstrip("/") + STREAM_PATH, json.dumps(body), headers)
+            self._connection.request("POST", parts.path.rstrip("/") + path, json.dumps(body), headers)
             response = self._connection.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
@@ -122,6 +149,10 @@ class ServedProvider:
             self.close()
             raise _error(raw, response.status, self._url)
         return response
+
+
+def _message(message: Message) -> dict[str, str]:
+    return {"role": message.role, "content": message.content}
 
 
 def _usage(data: dict[str, Any]) -> Usage:

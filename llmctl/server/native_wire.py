@@ -43,6 +43,7 @@ from llmctl.server.wire_common import dispatcher, keep_alive_of
 
 router = APIRouter()
 STREAM_PATH = "/llmctl/v1/stream"
+COUNT_PATH = "/llmctl/v1/count"
 _END = object()
 
 
@@ -67,6 +68,11 @@ class StreamBody(_Strict):
     messages: list[_Message] = Field(min_length=1)
     params: _Params = Field(default_factory=_Params)
     keep_alive: str | int | float | None = None
+
+
+class CountBody(_Strict):
+    model: str
+    messages: list[_Message] = Field(default_factory=list)
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -135,6 +141,34 @@ async def stream(request: Request) -> Response:
             cancelled.set()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.post(COUNT_PATH)
+async def count(request: Request) -> Response:
+    """The model's context window, and the prompt's exact length in its tokens (for chat's history fitting)."""
+    from starlette.concurrency import run_in_threadpool
+
+    target = dispatcher(request)
+    try:
+        body = validated(CountBody, await read_json(request))
+        resolved = _local(target, body.model)
+    except WireError as exc:
+        return JSONResponse({"error": {"class": "UsageError", "message": exc.message, "hint": None}}, exc.status)
+    except LlmctlError as exc:
+        return JSONResponse(error_json(exc), from_llmctl(exc).status)
+    messages = tuple(Message(m.role, m.content) for m in body.messages)  # type: ignore[arg-type]
+
+    def measure() -> dict[str, Any]:
+        with target.pool.lease(resolved) as provider:
+            window = provider.context_window()
+            prompt_ids = getattr(provider, "prompt_ids", None)
+            tokens = len(prompt_ids(GenerationRequest(messages))) if messages and prompt_ids is not None else None
+            return {"context_window": window, "tokens": tokens}
+
+    try:
+        return JSONResponse(await run_in_threadpool(measure))
+    except LlmctlError as exc:
+        return JSONResponse(error_json(exc), from_llmctl(exc).status)
 
 
 async def _bridge(

@@ -73,3 +73,24 @@ def test_a_stale_server_file_falls_back_in_process_silently(tmp_path: Path) -> N
         (home / "server.json").write_text(json.dumps({"url": f"http://127.0.0.1:{free_port}", "pid": pid}))
         result = _generate(home, config, PROMPT)
         assert result.returncode == 0 and result.stdout.strip() and result.stderr == "", result.stderr
+
+
+def test_piped_chat_goes_through_the_server_with_the_same_replies(demo_server: ServeProcess) -> None:
+    config = demo_server.home.parent / "config.toml"
+    env = {**os.environ, "LLMCTL_HOME": str(demo_server.home), "LLMCTL_CONFIG": str(config)}
+    turns = "What is the capital of France?\nWhat is two plus two?\n"
+
+    def chat(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "llmctl", "chat", "-m", "demo", "--temperature", "0", "--max-tokens", "12"]
+        return subprocess.run([*command, *args], input=turns, env=env, capture_output=True, text=True, timeout=300)
+
+    httpx.post(demo_server.url + "/llmctl/v1/stop", json={"model": "demo"}, timeout=30)
+    before = len(demo_server.ledger_rows())
+    attached = chat()
+    assert _loaded(demo_server) == ["demo"]
+    alone = chat("--no-server")
+    assert attached.returncode == alone.returncode == 0, attached.stderr + alone.stderr
+    assert attached.stdout == alone.stdout and attached.stdout.strip()
+    rows = demo_server.ledger_rows()[before:]
+    assert [r["command"] for r in rows] == ["chat"] * 4
+    assert [r["input_tokens"] for r in rows[:2]] == [r["input_tokens"] for r in rows[2:]]

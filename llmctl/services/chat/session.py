@@ -45,9 +45,12 @@ _CHAT_CONTEXT_HINT = "Send a shorter message, or switch to a model with a larger
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
 
-def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Provider:
-    """The provider for a chat: local models keep their KV cache between turns."""
-    provider = open_provider(resolved)
+def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True, attach: Settings | None = None) -> Provider:
+    """The provider for a chat: local models keep their KV cache between turns. With ``attach``
+    (the settings to find it with), a local model runs in a running ``llmctl serve`` when there is one."""
+    from llmctl.services.running_server import open_model
+
+    provider = open_provider(resolved) if attach is None else open_model(resolved, attach)
     if resolved.kind == "huggingface":
         from llmctl.providers.hf.kv_cache import KVCacheProvider
         from llmctl.providers.hf.provider import HuggingFaceProvider
