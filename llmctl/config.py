@@ -189,8 +189,8 @@ class BudgetSettings(_Strict):
 
 
 # keep_alive as Ollama writes it: "5m", "30s", "1h", "1h30m", a number of seconds; 0 unloads at once, negative never.
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms))+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|h|m|s))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 KEEP_ALIVE_MAX_S = 365 * 86_400.0
 
