@@ -201,7 +201,7 @@ def parse_keep_alive(value: str | int | float) -> float | None:
     Raises ValueError with the forms that are accepted.
     """
     if isinstance(value, bool):
-        raise ValueError("must be a duration such as \"5m\", \"30s\", \"1h\", or seconds (0: unload at once)")
+        raise ValueError('must be a duration such as "5m", "30s", "1h", or seconds (0: unload at once)')
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -215,7 +215,7 @@ def parse_keep_alive(value: str | int | float) -> float | None:
                 seconds = float(body)
             except ValueError:
                 raise ValueError(
-                    "must be a duration such as \"5m\", \"30s\", \"1h\", or seconds (0: unload at once, "
+                    'must be a duration such as "5m", "30s", "1h", or seconds (0: unload at once, '
                     "negative: keep loaded)"
                 ) from None
         seconds = -seconds if negative else seconds
@@ -243,7 +243,7 @@ class ServerSettings(_Strict):
     @classmethod
     def _is_duration(cls, value: object) -> str | int | float:
         if not isinstance(value, str | int | float):
-            raise ValueError("must be a duration such as \"5m\", \"30s\", \"1h\", or seconds (0: unload at once)")
+            raise ValueError('must be a duration such as "5m", "30s", "1h", or seconds (0: unload at once)')
         parse_keep_alive(value)
         return value
 
