@@ -30,7 +30,7 @@ from llmctl.domain import (
     Usage,
     UsageUpdate,
 )
-from llmctl.providers.base import ResolvedModel
+from llmctl.providers.base import PromptTokens, ResolvedModel
 
 STREAM_PATH = "/llmctl/v1/stream"
 COUNT_PATH = "/llmctl/v1/count"
@@ -81,12 +81,15 @@ class ServedProvider:
             self._window, self._window_known = window if isinstance(window, int) else None, True
         return self._window
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> PromptTokens:
         """Exact: the templated prompt's length with the model's own tokenizer, on the server."""
-        tokens = self._count(messages).get("tokens")
+        counted = self._count(messages)
+        tokens = counted.get("tokens")
         if not isinstance(tokens, int):
             raise errors.ProviderError(f"The llmctl server at {self._url} could not count the prompt.")
-        return tokens
+        window = counted.get("context_window")
+        method = "the model's tokenizer and chat template (on the llmctl server)"
+        return PromptTokens(tokens, CountSource.EXACT, method, window if isinstance(window, int) else None)
 
     def _count(self, messages: Sequence[Message]) -> dict[str, Any]:
         body = {"model": self._resolved.display_name, "messages": [_message(m) for m in messages]}

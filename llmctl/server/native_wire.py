@@ -38,7 +38,6 @@ from llmctl.providers.registry import resolve
 from llmctl.server.body import read_json, validated
 from llmctl.server.dispatch import MAX_OUTPUT_TOKENS, Dispatcher
 from llmctl.server.errors import WireError, from_llmctl
-from llmctl.server.pool import is_local
 from llmctl.server.wire_common import dispatcher, keep_alive_of
 
 router = APIRouter()
@@ -98,7 +97,7 @@ def error_json(error: LlmctlError) -> dict[str, Any]:
 
 def _local(target: Dispatcher, model: str) -> ResolvedModel:
     resolved = resolve(model, target.settings)
-    if not is_local(resolved):
+    if not resolved.spec.local:
         raise UsageError(f"{resolved.display_name} is not a local model; the server runs only local ones for attach.")
     return resolved
 

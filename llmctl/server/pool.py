@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmctl.providers.base import Provider, ResolvedModel
-from llmctl.providers.registry import is_local, open_provider
+from llmctl.providers.registry import open_provider
 from llmctl.services.models.load_check import FitCheck, check_fit, refusal
-
-__all__ = ["DEFAULT", "FairLock", "ModelPool", "is_local"]
 
 DEFAULT = object()  # a request that says nothing about keep_alive: the server's setting applies
 REAP_INTERVAL_S = 1.0
@@ -101,7 +99,7 @@ class ModelPool:
     @contextmanager
     def lease(self, resolved: ResolvedModel, keep_alive: float | object | None = DEFAULT) -> Iterator[Provider]:
         """The provider for ``resolved``, this request's alone while the block runs."""
-        if not is_local(resolved):
+        if not resolved.spec.local:
             provider = self._opener(resolved)
             try:
                 yield provider

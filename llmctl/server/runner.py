@@ -19,7 +19,7 @@ from llmctl.errors import ConfigError, LlmctlError, UsageError
 from llmctl.providers.registry import resolve
 from llmctl.server.app import create_app
 from llmctl.server.dispatch import Dispatcher
-from llmctl.server.pool import ModelPool, is_local
+from llmctl.server.pool import ModelPool
 from llmctl.services import running_server
 
 DRAIN_TIMEOUT_S = 120  # how long SIGTERM waits for answers still streaming before cutting them
@@ -73,7 +73,7 @@ class Server:
         names = []
         for reference in models:
             resolved = resolve(reference, self._settings)
-            if not is_local(resolved):
+            if not resolved.spec.local:
                 raise UsageError(f"-m {reference}: {resolved.display_name} is hosted; only local models load.")
             self.pool.preload(resolved)
             names.append(resolved.display_name)

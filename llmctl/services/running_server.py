@@ -19,7 +19,7 @@ from llmctl.errors import LlmctlError
 from llmctl.files import write_atomically
 from llmctl.paths import data_home
 from llmctl.providers.base import Provider, ResolvedModel
-from llmctl.providers.registry import is_local, open_provider
+from llmctl.providers.registry import open_provider
 
 SERVER_FILE = "server.json"
 
@@ -143,7 +143,7 @@ def open_model(resolved: ResolvedModel, settings: Settings, *, use_server: bool 
     """The provider a command uses: a local model through the running server, when one answers
     (warm attach: no load in this process), else in-process. ``use_server=False`` (--no-server)
     always loads in-process; a server that died or refuses connections is passed over silently."""
-    if use_server and is_local(resolved):
+    if use_server and resolved.spec.local:
         server = find_server(settings)
         if server is not None and accepts_connections(server.url):
             from llmctl.providers.served import ServedProvider

@@ -24,7 +24,7 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import ContextLengthError, ProviderError
-from llmctl.providers.base import ResolvedModel
+from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.hf.loading import LoadedModel, load_model
 from llmctl.providers.hf.prompt import prompt_token_ids
 
@@ -167,6 +167,12 @@ class HuggingFaceProvider:
             "memory_bytes": int(footprint()) if callable(footprint) else None,
             "context_window": self._loaded.context_window,
         }
+
+    def for_chat(self, *, reuse_kv: bool) -> Provider:
+        """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""
+        from llmctl.providers.hf.kv_cache import KVCacheProvider
+
+        return KVCacheProvider(self, reuse=reuse_kv)
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         return prompt_token_ids(self.loaded.tokenizer, request.messages, model=self._resolved.display_name)
