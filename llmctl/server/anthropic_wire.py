@@ -133,7 +133,7 @@ async def messages(request: Request) -> Response:
         target = dispatcher(request)
         target.resolve(serve.model)
         if not body.stream:
-            done = await collect(target, serve)
+            done = await collect(target, serve, request)
             completion = done.outcome.result.completion
             return JSONResponse(
                 {

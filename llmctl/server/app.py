@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmctl import __version__
 from llmctl.errors import LlmctlError
@@ -29,6 +30,7 @@ from llmctl.services.models.hardware import ram
 STATUS_PATH = "/status"
 STOP_PATH = "/llmctl/v1/stop"
 OPEN_PATHS = frozenset({"/health"})
+_NO_KEY = "Missing or unknown API key: send Authorization: Bearer KEY or x-api-key: KEY."
 
 
 def error_body_for(path: str) -> Callable[[WireError], dict[str, Any]]:
@@ -60,27 +62,50 @@ class _StopBody(BaseModel):
     model: str
 
 
+class _Guard:
+    """Every request's key checked (its label kept as the client), and a bug answered in the vendor's
+    shape. Plain ASGI, not BaseHTTPMiddleware: that one hides a client's disconnect from the routes."""
+
+    def __init__(self, app: ASGIApp, keys: Mapping[str, str]) -> None:
+        self._app = app
+        self._keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"]
+        if self._keys and path not in OPEN_PATHS:
+            label = key_label(self._keys, presented_key(Request(scope)))
+            if label is None:
+                await error_response(WireError(Kind.AUTHENTICATION, _NO_KEY), error_body_for(path))(
+                    scope, receive, send
+                )
+                return
+            scope.setdefault("state", {})["client"] = label
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracked)
+        except Exception as exc:  # a bug: one line in the vendor's shape, never a traceback
+            if started:
+                raise
+            error = WireError(Kind.SERVER, f"Unexpected {type(exc).__name__}: {exc}")
+            await error_response(error, error_body_for(path))(scope, receive, send)
+
+
 def create_app(dispatcher: Dispatcher, *, api_keys: Mapping[str, str] | None = None) -> FastAPI:
     """The app; ``api_keys`` maps each accepted key to its client's label (none: no key needed)."""
     app = FastAPI(title="llmctl serve", version=__version__, docs_url=None, redoc_url=None)
     app.state.dispatcher = dispatcher
     keys = dict(api_keys or {})
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if keys and request.url.path not in OPEN_PATHS:
-            label = key_label(keys, presented_key(request))
-            if label is None:
-                error = WireError(
-                    Kind.AUTHENTICATION, "Missing or unknown API key: send Authorization: Bearer KEY or x-api-key: KEY."
-                )
-                return error_response(error, error_body_for(request.url.path))
-            request.state.client = label
-        try:
-            return await call_next(request)
-        except Exception as exc:  # a bug: one line in the vendor's shape, never a traceback
-            error = WireError(Kind.SERVER, f"Unexpected {type(exc).__name__}: {exc}")
-            return error_response(error, error_body_for(request.url.path))
+    app.add_middleware(_Guard, keys=keys)
 
     app.include_router(openai_wire.router)
     app.include_router(anthropic_wire.router)

@@ -133,7 +133,7 @@ async def chat_completions(request: Request) -> Response:
         target = dispatcher(request)
         target.resolve(serve.model)  # an unknown model is a 404 before anything starts
         if not body.stream:
-            done = await collect(target, serve)
+            done = await collect(target, serve, request)
             return JSONResponse(_completion(done, body.model))
     except WireError as exc:
         return error_response(exc, error_body)

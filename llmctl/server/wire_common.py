@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from llmctl.server.errors import Kind, WireError
 from llmctl.server.pool import DEFAULT
 from llmctl.services.generation import resolve_params
 
+DISCONNECT_POLL_S = 0.25
 ErrorBody = Callable[[WireError], dict[str, Any]]
 SseEvents = AsyncIterator[dict[str, str]]
 
@@ -56,15 +58,25 @@ def error_response(error: WireError, body: ErrorBody, *, status: int | None = No
     return JSONResponse(body(error), status_code=status or error.status, headers=headers)
 
 
-async def collect(target: Dispatcher, request: ServeRequest) -> Done:
-    """A whole call, for a request that does not stream."""
+async def collect(target: Dispatcher, request: ServeRequest, http: Request) -> Done:
+    """A whole call, for a request that does not stream; a client that hangs up stops it all the same."""
     cancelled = threading.Event()
+
+    async def watch() -> None:
+        while not cancelled.is_set():
+            if await http.is_disconnected():
+                cancelled.set()
+                return
+            await asyncio.sleep(DISCONNECT_POLL_S)
+
+    watcher = asyncio.create_task(watch())
     try:
         async for event in target.events(request, cancelled):
             if isinstance(event, Done):
                 return event
     finally:
         cancelled.set()
+        watcher.cancel()
     raise WireError(Kind.SERVER, "The call ended without a result.")
 
 

@@ -171,3 +171,15 @@ def test_keys_are_required_and_name_the_client(tmp_path: Path, vendor: OpenAISer
         assert [r["client"] for r in served.wait_for_rows(2)] == ["laptop", "laptop"]
     finally:
         served.terminate()
+
+
+def test_a_client_that_hangs_up_on_a_whole_answer_stops_it_too(
+    hosted_server: ServeProcess, vendor: OpenAIServer
+) -> None:
+    vendor.add(Reply(chunks=[f"w{i} " for i in range(200)], usage=(5, 200), chunk_delay_s=0.05))
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "long"}]}  # no stream
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(hosted_server.url + "/v1/chat/completions", json=body, timeout=1.5)
+    started = time.monotonic()
+    rows = hosted_server.wait_for_rows(1, timeout_s=8)
+    assert rows and rows[0]["status"] == "interrupted" and time.monotonic() - started < 8

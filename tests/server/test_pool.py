@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from llmctl.config import HuggingFaceProviderSettings, OpenAIProviderSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import GenerationRequest, StreamEvent
 from llmctl.errors import ProviderError
+from llmctl.provider_specs import HuggingFaceProviderSettings, OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.registry import resolve
 from llmctl.server.pool import FairLock, ModelPool
