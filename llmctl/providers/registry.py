@@ -167,4 +167,3 @@ def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderF
 def open_provider(resolved: ResolvedModel, adapters: Mapping[str, str] = ADAPTERS) -> Provider:
     """A ready provider for the resolved model."""
     return load_factory(resolved.kind, adapters)(resolved)
-
