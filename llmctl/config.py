@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from llmctl.domain import SEED_MAX, SEED_MIN, TOKENS_MAX
 from llmctl.errors import ConfigError
@@ -28,11 +28,13 @@ from llmctl.provider_specs import (
     SPECS,
     AnyProviderSettings,
     DType,
+    OpenAIProviderSettings,
     ProviderSettings,
     Quantization,
     StrictModel,
     builtin_settings,
     canonical_kind,
+    looks_like_env_var_name,
 )
 
 DEMO_MODEL_ALIAS = "demo"
@@ -99,6 +101,86 @@ class BudgetSettings(StrictModel):
     providers: dict[str, ProviderBudget] = Field(default_factory=dict)
 
 
+# keep_alive as Ollama writes it: "5m", "30s", "1h", "1h30m", a number of seconds; 0 unloads at once, negative never.
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|h|m|s))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+KEEP_ALIVE_MAX_S = 365 * 86_400.0
+
+
+def parse_keep_alive(value: str | int | float) -> float | None:
+    """Seconds a model stays loaded after its last request; ``None`` forever (a negative value).
+
+    Raises ValueError with the forms that are accepted.
+    """
+    if isinstance(value, bool):
+        raise ValueError('must be a duration such as "5m", "30s", "1h", or seconds (0: unload at once)')
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        negative = text.startswith("-")
+        body = text[1:] if negative else text
+        if _DURATION.fullmatch(body):
+            seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(body))
+        else:
+            try:
+                seconds = float(body)
+            except ValueError:
+                raise ValueError(
+                    'must be a duration such as "5m", "30s", "1h", or seconds (0: unload at once, '
+                    "negative: keep loaded)"
+                ) from None
+        seconds = -seconds if negative else seconds
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError("must be a finite duration (a negative one keeps the model loaded)")
+    if seconds < 0:
+        return None
+    if seconds > KEEP_ALIVE_MAX_S:
+        raise ValueError("must be at most a year (a negative value keeps the model loaded for good)")
+    return seconds
+
+
+class ServerSettings(StrictModel):
+    """``llmctl serve``: where it listens, how long models stay warm, who may call it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8484, ge=0, le=65535)  # 0: any free port (the chosen one is in server.json)
+    keep_alive: str | int | float = "5m"
+    # label -> NAME of the environment variable holding that client's key (never the key itself);
+    # required to listen on anything but loopback. The label is recorded as the call's client.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None  # a running server to attach generate/chat to (default: the one in $LLMCTL_HOME)
+
+    @field_validator("keep_alive", mode="plain")  # one message for any wrong value, not one per union member
+    @classmethod
+    def _is_duration(cls, value: object) -> str | int | float:
+        if not isinstance(value, str | int | float):
+            raise ValueError('must be a duration such as "5m", "30s", "1h", or seconds (0: unload at once)')
+        parse_keep_alive(value)
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _names_variables(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, variable in value.items():
+            if not looks_like_env_var_name(variable):
+                raise ValueError(
+                    f"{label}: must be the NAME of an environment variable holding the key, not the key itself; "
+                    "export it (export MY_CLIENT_KEY=...) and put that variable's name here"
+                )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _is_url(cls, value: str | None) -> str | None:
+        return None if value is None else OpenAIProviderSettings._is_http_url(value)  # the providers' own URL rule
+
+    @property
+    def keep_alive_s(self) -> float | None:
+        return parse_keep_alive(self.keep_alive)
+
+
 class Settings(StrictModel):
     """The whole config file."""
 
@@ -108,6 +190,7 @@ class Settings(StrictModel):
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     usage: UsageSettings = Field(default_factory=UsageSettings)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="before")
     @classmethod

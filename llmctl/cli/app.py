@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmctl import __version__
-from llmctl.cli import bench, chat, compare, completion, config, generate, logs, models, tokens, usage
+from llmctl.cli import bench, chat, compare, completion, config, generate, logs, models, serve, tokens, usage
 from llmctl.cli.options import AppState
 from llmctl.cli.stdio import (
     GuardedStdout,
@@ -71,6 +71,9 @@ app.add_typer(tokens.app, name="tokens")
 app.command("bench")(bench.bench)
 app.command("compare")(compare.compare)
 app.command("completion")(completion.completion)
+app.command("serve")(serve.serve)
+app.command("ps")(serve.ps)
+app.command("stop")(serve.stop)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from llmctl.cli.options import (
     JsonOpt,
     MaxTokensOpt,
     ModelOpt,
+    NoServerOpt,
     RenderOpt,
     SeedOpt,
     SystemOpt,
@@ -78,6 +79,7 @@ def generate(
             '(\'{"name": "str", "age": "int"}\').',
         ),
     ] = None,
+    no_server: NoServerOpt = False,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -93,11 +95,12 @@ def generate(
     130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (each still recorded).
     """
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
-    from llmctl.providers.registry import open_provider, resolve
+    from llmctl.providers.registry import resolve
     from llmctl.services.attachments import images_of, read_attachment, with_attachments
     from llmctl.services.calls import Call
     from llmctl.services.chat.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
+    from llmctl.services.running_server import open_model
     from llmctl.services.structured import load_schema
 
     if sys.stdout is None:  # started with stdout closed (`>&-`): make no call whose answer would be lost
@@ -137,7 +140,7 @@ def generate(
         )
         return
     resolved = resolve(model, settings)
-    provider = open_provider(resolved)
+    provider = open_model(resolved, settings, use_server=not no_server)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
         from llmctl.providers.base import accepts_images

@@ -119,3 +119,10 @@ QuantizeOpt = Annotated[
     Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
 ]
 DTypeOpt = Annotated[DTypeChoice | None, typer.Option("--dtype", help="Local models: weight dtype.")]
+
+NoServerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-server", help="Load a local model in this process even when `llmctl serve` is running (warm attach)."
+    ),
+]

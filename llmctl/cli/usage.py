@@ -22,6 +22,7 @@ class GroupChoice(StrEnum):
     PROVIDER = "provider"
     DAY = "day"
     COMMAND = "command"
+    CLIENT = "client"
 
 
 def _grouping(value: str) -> GroupChoice:
@@ -43,8 +44,8 @@ def usage(
         typer.Option(
             "--by",
             parser=_grouping,
-            metavar="model|provider|day|command",
-            help="Group by model, provider, day (UTC date) or command.",
+            metavar="model|provider|day|command|client",
+            help="Group by model, provider, day (UTC date), command or client (who asked `llmctl serve`).",
         ),
     ] = GroupChoice.MODEL,
     since: Annotated[

@@ -60,6 +60,7 @@ class Call:
         keep_text: bool = True,
         events: Callable[[], Iterator[StreamEvent]] | None = None,
         prepare: bool = True,
+        client: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         resolved = provider.resolved
@@ -71,6 +72,7 @@ class Call:
         self._ledger = ledger
         self._record = record
         self._keep_text = keep_text
+        self._client = client  # who asked `llmctl serve` for it
         self.warnings: tuple[str, ...] = tuple(
             check_budget(settings, resolved, ignore=ignore_budget, price=self._price, ledger=ledger)
         )
@@ -119,6 +121,7 @@ class Call:
             price=self._price,
             ledger=self._ledger,
             keep_text=self._keep_text,
+            client=self._client,
         )
         warnings: Sequence[str] = (accounting.warning,) if accounting.warning else ()
         return CallOutcome(result, accounting, tuple(warnings))

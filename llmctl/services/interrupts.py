@@ -91,7 +91,14 @@ def install() -> None:
 
 @contextmanager
 def held() -> Iterator[None]:
-    """Defer SIGINT/SIGTERM/SIGHUP until the block is done, then raise the first one that came."""
+    """Defer SIGINT/SIGTERM/SIGHUP until the block is done, then raise the first one that came.
+
+    Only the main thread holds: handlers run there, and a worker thread (``llmctl serve`` runs
+    each call on one) must neither race the main thread's count nor raise its signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _Hold.depth += 1
     try:
         yield

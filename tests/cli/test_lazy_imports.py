@@ -112,6 +112,9 @@ FAST_COMMANDS = [
     ["logs", "--json"],
     ["logs", "status"],
     ["completion", "bash"],
+    ["serve", "--help"],
+    ["ps", "--help"],
+    ["stop", "--help"],
 ]
 
 

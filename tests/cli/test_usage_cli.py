@@ -151,7 +151,7 @@ def test_an_empty_ledger(run_llmctl: Run, isolated_home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--by", "week"), "use model, provider, day or command"),
+        (("--by", "week"), "use model, provider, day, command or client"),
         (("--since", "last tuesday"), "Cannot read the time"),
         (("--since", "1d", "--until", "2d"), "--since must be before --until"),
         (("--json", "--csv"), "cannot be used together"),

@@ -11,6 +11,7 @@ from llmctl.cli import output
 from llmctl.cli.options import (
     MaxTokensOpt,
     ModelOpt,
+    NoServerOpt,
     RenderOpt,
     SeedOpt,
     SystemOpt,
@@ -52,6 +53,7 @@ def chat(
         bool, typer.Option("--ignore-budget", help="Chat even when a configured budget is spent.")
     ] = False,
     markdown: RenderOpt = None,
+    no_server: NoServerOpt = False,
 ) -> None:
     """Chat with a model, in the terminal or through a pipe.
 
@@ -92,7 +94,9 @@ def chat(
         system=system,
         conversation=conversation,
         store=None if no_save else store,
-        opener=lambda resolved: open_chat_provider(resolved, kv_reuse=not no_kv_cache),
+        opener=lambda resolved: open_chat_provider(
+            resolved, kv_reuse=not no_kv_cache, attach=None if no_server else settings
+        ),
         ignore_budget=ignore_budget,
     )
     if sys.stdout is None:  # started with stdout closed (`>&-`): replies would be lost

@@ -180,6 +180,22 @@ class HuggingFaceProvider:
 
         return stream_fixed(self, prompt_ids, new_tokens, on_token)
 
+    def runtime_info(self) -> dict[str, Any] | None:
+        """Where and how the model is loaded (``llmctl ps``); None until it is."""
+        if self._loaded is None:
+            return None
+        from llmctl.providers.hf.loading import LoadOptions
+
+        model = self._loaded.model
+        footprint = getattr(model, "get_memory_footprint", None)
+        return {
+            "device": str(getattr(model, "device", "unknown")),
+            "dtype": str(getattr(model, "dtype", "unknown")).removeprefix("torch."),
+            "quantization": LoadOptions.for_model(self._resolved).quantization,
+            "memory_bytes": int(footprint()) if callable(footprint) else None,
+            "context_window": self._loaded.context_window,
+        }
+
     def for_chat(self, *, reuse_kv: bool) -> Provider:
         """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""
         from llmctl.providers.hf.kv_cache import KVCacheProvider

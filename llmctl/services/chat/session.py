@@ -43,9 +43,13 @@ _CHAT_CONTEXT_HINT = "Send a shorter message, or switch to a model with a larger
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
 
-def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Provider:
-    """The provider for a chat: one that keeps its KV cache between turns where the backend can."""
-    return for_chat(open_provider(resolved), reuse_kv=kv_reuse)
+def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True, attach: Settings | None = None) -> Provider:
+    """The provider for a chat: one that keeps its KV cache between turns where the backend can. With
+    ``attach`` (the settings to find it with), a local model runs in a running ``llmctl serve`` when there is one."""
+    from llmctl.services.running_server import open_model
+
+    provider = open_provider(resolved) if attach is None else open_model(resolved, attach)
+    return for_chat(provider, reuse_kv=kv_reuse)
 
 
 def hosted_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> int:

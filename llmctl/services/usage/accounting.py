@@ -58,6 +58,7 @@ def record_call(
     price: Price | None = None,
     ledger: UsageLedger | None = None,
     keep_text: bool = True,
+    client: str | None = None,
 ) -> Accounting:
     """Price ``result`` and append it to the ledger; never raises for a ledger failure.
 
@@ -77,6 +78,7 @@ def record_call(
         conversation_id=conversation_id,
         prompt_text=prompt_text if settings.usage.store_text and keep_text else None,
         response_text=result.completion.text if settings.usage.store_text and keep_text else None,
+        client=client,
     )
     own = ledger is None
     target = UsageLedger() if ledger is None else ledger
@@ -123,6 +125,7 @@ def build_record(
     prompt_text: str | None = None,
     response_text: str | None = None,
     ended_at: float | None = None,
+    client: str | None = None,
 ) -> LedgerRecord:
     """The ledger row for ``result`` (``ts`` is when the call started; ``model`` defaults to the result's)."""
     usage = result.completion.usage
@@ -149,6 +152,7 @@ def build_record(
         conversation_id=conversation_id,
         prompt_text=_storable(prompt_text),
         response_text=_storable(response_text),
+        client=_storable(client),
     )
 
 

@@ -58,7 +58,7 @@ def recent_calls(query: LogQuery, ledger: UsageLedger | None = None) -> list[Led
             for word in query.search.split():
                 where.append("(instr(prompt_text, ?) > 0 OR instr(response_text, ?) > 0)")
                 params += [word, word]
-    sql = f"SELECT id, {', '.join(COLUMNS)} FROM calls"
+    sql = f"SELECT id, {ledger.selected_columns()} FROM calls"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY ts DESC, id DESC"

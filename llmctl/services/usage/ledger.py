@@ -33,8 +33,8 @@ from typing import Any, Literal
 
 from llmctl.paths import data_home
 from llmctl.services.usage.rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
+from llmctl.services.usage.schema import ADDED_IN, MIGRATIONS, SCHEMA_VERSION, cause_of, statements
 from llmctl.services.usage.schema import COLUMNS as COLUMNS  # re-exported: callers know them from here
-from llmctl.services.usage.schema import MIGRATIONS, SCHEMA_VERSION, cause_of, statements
 from llmctl.services.usage.schema import NOT_APPLICABLE as NOT_APPLICABLE
 from llmctl.services.usage.schema import LedgerError as LedgerError
 from llmctl.services.usage.schema import LedgerRecord as LedgerRecord
@@ -43,9 +43,11 @@ from llmctl.services.usage.schema import Totals as Totals
 LEDGER_FILE = "usage.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 
-GroupBy = Literal["model", "provider", "day", "command"]
+GroupBy = Literal["model", "provider", "day", "command", "client"]
+NO_CLIENT = "-"  # the client of a call not made through `llmctl serve`
 # `--by model` groups on provider and model together: one model id served by two providers is two rows.
 _MODEL_KEY = "provider || '/' || model"
+_CLIENT_KEY = f"COALESCE(client, '{NO_CLIENT}')"
 
 
 def ledger_path() -> Path:
@@ -247,6 +249,16 @@ class UsageLedger:
 
     def _grouped(self, query: UsageQuery, by: GroupBy) -> Iterator[tuple[str, Sequence[Any]]]:
         conn = self._connect()
+        if by == "client":  # the rollup does not keep clients: sum the raw rows (an index on ts bounds them)
+            try:
+                raw = RawRange(query.since, query.until)
+                clients = self._version >= ADDED_IN["client"]  # an older ledger read in place has none
+                yield from self._raw_groups(
+                    conn, by, raw, *self._filters(query), client_key=None if clients else f"'{NO_CLIENT}'"
+                )
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
+            return
         # A month bucket cannot be split into days, so a report by day starts at days.
         periods: tuple[Period, ...] = ("day", "hour") if by == "day" else PERIODS
         buckets, raws = cover(query.since, query.until, periods)
@@ -288,7 +300,13 @@ class UsageLedger:
 
     @staticmethod
     def _raw_groups(
-        conn: sqlite3.Connection, by: GroupBy, raw: RawRange, filters: list[str], params: list[Any]
+        conn: sqlite3.Connection,
+        by: GroupBy,
+        raw: RawRange,
+        filters: list[str],
+        params: list[Any],
+        *,
+        client_key: str | None = None,
     ) -> Iterator[tuple[str, Sequence[Any]]]:
         where = list(filters)
         values = list(params)
@@ -298,7 +316,8 @@ class UsageLedger:
         if raw.end is not None:
             where.append("ts < ?")
             values.append(raw.end)
-        key = "CAST(ts / 86400 AS INTEGER)" if by == "day" else _MODEL_KEY if by == "model" else by
+        keys = {"day": "CAST(ts / 86400 AS INTEGER)", "model": _MODEL_KEY, "client": client_key or _CLIENT_KEY}
+        key = keys.get(by, by)
         sql = f"SELECT {key}, {_RAW_MEASURES} FROM calls {_where(where)} GROUP BY {key}"
         for row in conn.execute(sql, values):
             yield (utc_day(row[0] * 86400) if by == "day" else row[0]), row[1:]
@@ -313,12 +332,17 @@ class UsageLedger:
         if query.until is not None:
             where.append("ts < ?")
             params.append(query.until)
-        sql = f"SELECT id, {', '.join(COLUMNS)} FROM calls {_where(where)} ORDER BY ts, id"
+        sql = f"SELECT id, {self.selected_columns()} FROM calls {_where(where)} ORDER BY ts, id"
         try:
             for row in conn.execute(sql, params):
                 yield LedgerRecord(id=row[0], **dict(zip(COLUMNS, row[1:], strict=True)))
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
+
+    def selected_columns(self) -> str:
+        """``COLUMNS`` for a SELECT: NULL for those a ledger read in place at an older version lacks."""
+        self._connect()
+        return ", ".join(c if ADDED_IN.get(c, 0) <= self._version else f"NULL AS {c}" for c in COLUMNS)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only ``sql`` (for readers such as ``llmctl logs``); failures are LedgerError."""

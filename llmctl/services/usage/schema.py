@@ -94,6 +94,7 @@ class LedgerRecord:
     conversation_id: str | None = None
     prompt_text: str | None = None  # only with [usage] store_text = true
     response_text: str | None = None  # only with [usage] store_text = true
+    client: str | None = None  # who asked `llmctl serve`: the OpenAI `user` field or the API key's label
     id: int | None = None
 
     @property
@@ -192,8 +193,14 @@ CREATE TRIGGER calls_text_delete AFTER DELETE ON calls BEGIN
 END;
 """
 
+# The client a `llmctl serve` call was made for (`llmctl usage --by client`).
+_V4 = "ALTER TABLE calls ADD COLUMN client TEXT"
+
 # MIGRATIONS[n] upgrades a ledger at user_version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Columns of `calls` added after version 1, with the version that added each: a ledger read in
+# place at an older version (read-only, never migrated) has NULL for them.
+ADDED_IN: dict[str, int] = {"client": 4}
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
