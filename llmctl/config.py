@@ -27,7 +27,7 @@ from llmctl.paths import example_config_path
 DEMO_MODEL_ALIAS = "demo"
 HF_KINDS = ("huggingface", "hf")
 KIND_ALIASES = {"hf": "huggingface"}
-BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic")
+BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic", "llamacpp")
 
 # What a shell accepts after `export`: a pasted key (sk-..., with dashes) is not one.
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -78,6 +78,17 @@ class HuggingFaceProviderSettings(_Strict):
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False
     cache_dir: str | None = None
+
+
+class LlamaCppProviderSettings(_Strict):
+    """GGUF models through llama.cpp (llama-cpp-python, the ``gguf`` extra), in this process."""
+
+    kind: Literal["llamacpp"] = "llamacpp"
+    threads: int | None = Field(default=None, ge=1, le=4096)  # unset: this machine's physical cores
+    n_ctx: int | None = Field(default=None, ge=16, le=TOKENS_MAX)  # unset: the model's, at most 4096
+    n_gpu_layers: int = Field(default=0, ge=-1, le=100_000)  # layers offloaded to a GPU build; -1: all
+    n_batch: int = Field(default=512, ge=1, le=1_048_576)  # prompt tokens per llama_decode call
+    cache_dir: str | None = None  # the Hugging Face cache to find ORG/REPO's .gguf files in
 
 
 class _HostedProviderSettings(_Strict):
@@ -133,8 +144,11 @@ class AnthropicProviderSettings(_HostedProviderSettings):
     kind: Literal["anthropic"] = "anthropic"
 
 
+# Engines that run on this machine: free, never priced.
+LOCAL_PROVIDER_SETTINGS = (HuggingFaceProviderSettings, LlamaCppProviderSettings)
+
 ProviderSettings = Annotated[
-    HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings,
+    HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings | LlamaCppProviderSettings,
     Field(discriminator="kind"),
 ]
 
@@ -223,7 +237,9 @@ class Settings(_Strict):
                 raise _UnknownProvider(alias, model.provider)
         return self
 
-    def provider(self, name: str) -> HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings:
+    def provider(
+        self, name: str
+    ) -> HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings | LlamaCppProviderSettings:
         """The settings of a configured provider, or the defaults of a built-in one."""
         if name in self.providers:
             return self.providers[name]
@@ -234,6 +250,8 @@ class Settings(_Strict):
             return OpenAIProviderSettings()
         if kind == "anthropic":
             return AnthropicProviderSettings()
+        if kind == "llamacpp":
+            return LlamaCppProviderSettings()
         raise KeyError(name)
 
     def provider_names(self) -> list[str]:
@@ -252,7 +270,7 @@ class _UnknownProvider(ValueError):
 def _format_loc(loc: tuple[int | str, ...]) -> tuple[str, ...]:
     """Pydantic's error location as a TOML key path (dropping the union tag)."""
     parts = [str(p) for p in loc]
-    if len(parts) > 2 and parts[0] == "providers" and parts[2] in ("huggingface", "openai", "anthropic"):
+    if len(parts) > 2 and parts[0] == "providers" and parts[2] in ("huggingface", "openai", "anthropic", "llamacpp"):
         del parts[2]
     return tuple(parts)
 
@@ -307,7 +325,7 @@ def parse_settings(text: str, path: Path) -> Settings:
     return validate_settings(data, path, text)
 
 
-_TAG_NAMES = '"openai" (or "anthropic", "huggingface")'
+_TAG_NAMES = '"openai" (or "anthropic", "huggingface", "llamacpp")'
 
 
 def _problem(error: Any, typed_keys: frozenset[tuple[str, ...]] = frozenset()) -> tuple[tuple[str, ...], str]:

@@ -39,8 +39,21 @@ def _vocabulary(folder: Path) -> tuple[list[str], list[int], list[str], dict[str
     return tokens, types, merges, config
 
 
-def write_gguf(folder: Path, out: Path, outtype: str = "f32", *, with_template: bool = True) -> Path:
-    """Write the Llama saved in ``folder`` as one GGUF file at ``out`` (``outtype``: f32, f16 or q8_0)."""
+def write_gguf(
+    folder: Path,
+    out: Path,
+    outtype: str = "f32",
+    *,
+    with_template: bool = True,
+    template: str | None = None,
+    eos_token_id: int | None = None,
+    context: int | None = None,
+) -> Path:
+    """Write the Llama saved in ``folder`` as one GGUF file at ``out`` (``outtype``: f32, f16 or q8_0).
+
+    ``template`` replaces the model's chat template, ``eos_token_id`` its end token, ``context`` its
+    declared context length.
+    """
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
@@ -59,7 +72,7 @@ def write_gguf(folder: Path, out: Path, outtype: str = "f32", *, with_template: 
 
     writer = gguf.GGUFWriter(str(out), "llama")
     writer.add_name(folder.name)
-    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_context_length(context or config["max_position_embeddings"])
     writer.add_embedding_length(hidden)
     writer.add_block_count(layers)
     writer.add_feed_forward_length(config["intermediate_size"])
@@ -78,9 +91,9 @@ def write_gguf(folder: Path, out: Path, outtype: str = "f32", *, with_template: 
     writer.add_token_types(types)
     writer.add_token_merges(merges)
     writer.add_bos_token_id(config["bos_token_id"])
-    writer.add_eos_token_id(config["eos_token_id"])
+    writer.add_eos_token_id(config["eos_token_id"] if eos_token_id is None else eos_token_id)
     writer.add_add_bos_token(False)  # like the HF tokenizer: the chat template writes bos_token itself
-    template = tokenizer_config.get("chat_template")
+    template = template or tokenizer_config.get("chat_template")
     if template is None and (folder / "chat_template.jinja").is_file():
         template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
     if with_template and template:

@@ -11,12 +11,15 @@ from typing import Protocol
 from llmctl.config import (
     AnthropicProviderSettings,
     HuggingFaceProviderSettings,
+    LlamaCppProviderSettings,
     ModelSettings,
     OpenAIProviderSettings,
 )
 from llmctl.domain import GenerationRequest, StreamEvent
 
-AnyProviderSettings = HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings
+AnyProviderSettings = (
+    HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings | LlamaCppProviderSettings
+)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Resolution order for a reference:
 1. nothing given: the config's ``default_model`` (``demo`` out of the box);
 2. an alias from ``[models.NAME]``;
 3. ``demo``: the tiny model shipped inside the package;
-4. a path to a local Hugging Face model folder, only when written as one (``./x``, ``../x``,
-   ``/x``, ``~/x``);
+4. a path, only when written as one (``./x``, ``../x``, ``/x``, ``~/x``): a ``.gguf`` file runs on
+   llama.cpp (the built-in ``llamacpp`` provider), anything else is a local Hugging Face model folder;
 5. ``provider/model-id``, split at the first ``/`` (so ``hf/org/repo`` works).
 
 A Hub repo id is never looked up as a folder: ``hf/microsoft/phi-2`` (or an alias with
@@ -35,10 +35,12 @@ ADAPTERS: dict[str, str] = {
     "huggingface": "llmctl.providers.hf.provider:HuggingFaceProvider",
     "openai": "llmctl.providers.hosted.openai_provider:OpenAIProvider",
     "anthropic": "llmctl.providers.hosted.anthropic_provider:AnthropicProvider",
+    "llamacpp": "llmctl.providers.llamacpp.provider:LlamaCppProvider",
 }
 
+GGUF_PROVIDER = "llamacpp"  # the built-in provider a path to a .gguf file runs on
 DEMO_MODEL_ID = "llmctl/demo"  # what models list, the ledger and logs call the built-in demo model
-EXTRA_FOR_KIND = {"huggingface": "local", "openai": "openai", "anthropic": "anthropic"}
+EXTRA_FOR_KIND = {"huggingface": "local", "openai": "openai", "anthropic": "anthropic", "llamacpp": "gguf"}
 
 
 # The Hub's rule (huggingface_hub.utils.validate_repo_id): NAME or ORG/NAME, word characters,
@@ -50,6 +52,10 @@ _REPO_ID = re.compile(rf"(?!.*(?:--|\.\.)){_REPO_PART}(?:/{_REPO_PART})?")
 def written_as_path(reference: str) -> bool:
     """True when the user wrote a filesystem path, not a name: ``./x``, ``../x``, ``/x``, ``~/x``."""
     return reference.startswith((".", "/", "~"))
+
+
+def is_gguf_name(reference: str) -> bool:
+    return reference.lower().endswith(".gguf")
 
 
 def folder_path(written: str) -> Path:
@@ -70,6 +76,15 @@ def _local_folder(written: str, *, what: str) -> Path:
     return folder
 
 
+def _gguf_file(written: str, *, what: str) -> Path:
+    path = folder_path(written)
+    if path.is_dir():
+        raise ModelNotFoundError(f"{path} is a folder, not a GGUF file ({what}).")
+    if not path.is_file():
+        raise ModelNotFoundError(f"No GGUF file at {path} ({what}).")
+    return path
+
+
 def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
     """Turn a model reference into a ResolvedModel, or explain why it cannot be."""
     reference = (reference or settings.default_model).strip()
@@ -82,6 +97,10 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
     if reference == DEMO_MODEL_ALIAS:
         demo = _resolved(settings, "hf", str(demo_model_dir()), None, alias=DEMO_MODEL_ALIAS)
         return replace(demo, recorded_as=DEMO_MODEL_ID)
+
+    if written_as_path(reference) and is_gguf_name(reference):
+        gguf = _gguf_file(reference, what=f"from {reference}")
+        return _resolved(settings, GGUF_PROVIDER, str(gguf), None, alias=None)
 
     if written_as_path(reference):
         folder = _local_folder(reference, what=f"from {reference}")
@@ -114,6 +133,13 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
 def _resolved_alias(alias: str, settings: Settings) -> ResolvedModel:
     model = settings.models[alias]
     resolved = _resolved(settings, model.provider, model.reference, model, alias=alias)
+    if resolved.kind == "llamacpp":
+        if model.path is not None or written_as_path(model.reference):
+            key = "path" if model.path is not None else "id"
+            gguf = _gguf_file(model.reference, what=f"models.{alias}.{key}")
+            return _resolved(settings, model.provider, str(gguf), model, alias=alias)
+        _check_repo_id(resolved, f"models.{alias}.id")
+        return resolved
     if resolved.kind != "huggingface":
         if model.path is not None:
             raise ModelNotFoundError(
@@ -135,6 +161,11 @@ def _check_repo_id(resolved: ResolvedModel, where: str) -> None:
         raise ModelNotFoundError(
             f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME).",
             hint='For a local folder write a path (./folder, /abs/folder, ~/folder), or path = "..." in an alias.',
+        )
+    if resolved.kind == "llamacpp" and not is_repo_id(resolved.model_id.partition(":")[0]):
+        raise ModelNotFoundError(
+            f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME, optionally :QUANT).",
+            hint="For a GGUF file write a path (./model.gguf, /abs/model.gguf).",
         )
 
 

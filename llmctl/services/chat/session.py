@@ -48,6 +48,10 @@ ProviderOpener = Callable[[ResolvedModel], Provider]
 def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Provider:
     """The provider for a chat: local models keep their KV cache between turns."""
     provider = open_provider(resolved)
+    for_chat = getattr(provider, "for_chat", None)
+    if for_chat is not None:  # a provider that keeps state across turns (llama.cpp's KV cache)
+        chat_provider: Provider = for_chat(reuse_kv=kv_reuse)
+        return chat_provider
     if resolved.kind == "huggingface":
         from llmctl.providers.hf.kv_cache import KVCacheProvider
         from llmctl.providers.hf.provider import HuggingFaceProvider

@@ -26,7 +26,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from llmctl.config import HuggingFaceProviderSettings
+from llmctl.config import LOCAL_PROVIDER_SETTINGS
 from llmctl.domain import Usage
 from llmctl.providers.base import ResolvedModel
 
@@ -70,13 +70,13 @@ def price_for(resolved: ResolvedModel) -> Price | None:
     configured_out: float | None = None
     if model is not None:
         configured_in, configured_out = model.input_price_per_mtok, model.output_price_per_mtok
-    if not isinstance(provider, HuggingFaceProviderSettings):
+    if not isinstance(provider, LOCAL_PROVIDER_SETTINGS):
         configured_in = provider.input_price_per_mtok if configured_in is None else configured_in
         configured_out = provider.output_price_per_mtok if configured_out is None else configured_out
     if configured_in is not None and configured_out is not None:
         return Price(configured_in, configured_out, PriceSource.CONFIG)
 
-    if isinstance(provider, HuggingFaceProviderSettings):
+    if isinstance(provider, LOCAL_PROVIDER_SETTINGS):
         if configured_in is None and configured_out is None:
             return Price(0.0, 0.0, PriceSource.LOCAL)
         # Half a local price: the missing half is free, as local models are.
@@ -156,7 +156,7 @@ def _calc(resolved: ResolvedModel, usage: Any) -> Any:
 
 def listed_model_info(resolved: ResolvedModel) -> Any:
     """genai-prices' entry for a hosted model (name, context window ...), or ``None``."""
-    if isinstance(resolved.provider_settings, HuggingFaceProviderSettings):
+    if isinstance(resolved.provider_settings, LOCAL_PROVIDER_SETTINGS):
         return None
     from genai_prices import Usage as PricesUsage
 

@@ -1,0 +1,341 @@
+"""GGUF models through llama.cpp (llama-cpp-python), in this process, streamed token by token.
+
+Counts are exact: input is the templated prompt's token ids from llama.cpp's own tokenizer,
+output the number of tokens sampled. Generation runs on the calling thread, one ``llama_decode``
+per token, so Ctrl-C (raised between two tokens) stops it at once and leaves the KV cache
+consistent with ``n_tokens``.
+
+A provider made ``for_chat`` keeps the KV cache between turns: each turn's prompt is matched
+token by token against what the cache holds, the cache is cut where they differ and only the
+rest is processed (``Usage.cached_input_tokens`` says how many were reused). The plain provider
+processes every prompt whole, so ``bench`` and ``generate`` time the same work each run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmctl.config import LlamaCppProviderSettings
+from llmctl.domain import (
+    CountSource,
+    Finished,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    Message,
+    StreamEvent,
+    Usage,
+    UsageUpdate,
+)
+from llmctl.errors import ContextLengthError, ProviderError
+from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf.provider import DEFAULT_MAX_NEW_TOKENS, LOCAL_DEFAULTS, IncrementalDecoder
+from llmctl.providers.llamacpp import files
+from llmctl.providers.llamacpp.gguf_file import GgufHeader, read_gguf_header
+from llmctl.providers.llamacpp.machine import available_memory, check_memory, physical_cores
+from llmctl.providers.llamacpp.template import prompt_text
+
+DEFAULT_N_CTX = 4096  # the model's own window when smaller; more costs KV-cache memory on every load
+RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp seeds the sampler at random
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    threads: int
+    n_ctx: int
+    n_gpu_layers: int
+    n_batch: int
+
+    @classmethod
+    def for_model(cls, resolved: ResolvedModel, header: GgufHeader) -> LlamaCppOptions:
+        settings = resolved.provider_settings
+        if not isinstance(settings, LlamaCppProviderSettings):
+            raise TypeError("LlamaCppOptions are for llamacpp providers")
+        alias_window = resolved.model_settings.context_window if resolved.model_settings else None
+        trained = header.context_length
+        n_ctx = settings.n_ctx or alias_window or min(trained or DEFAULT_N_CTX, DEFAULT_N_CTX)
+        return cls(
+            threads=settings.threads or physical_cores(),
+            n_ctx=n_ctx,
+            n_gpu_layers=settings.n_gpu_layers,
+            n_batch=settings.n_batch,
+        )
+
+
+class _LlamaLog:
+    """llama.cpp's log, kept instead of printed: its errors become the message of one ProviderError."""
+
+    errors: list[str] = []  # noqa: RUF012 - one log per process, as llama.cpp has
+    callback: Any = None
+
+    @classmethod
+    def install(cls) -> None:
+        import llama_cpp
+
+        if cls.callback is not None:
+            return
+
+        @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+        def keep(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+            if level == 3:  # GGML_LOG_LEVEL_ERROR
+                cls.errors.append(text.decode("utf-8", errors="replace").strip())
+                del cls.errors[:-5]
+
+        cls.callback = keep  # a reference, or ctypes frees the callback llama.cpp still calls
+        llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
+
+    @classmethod
+    def last_error(cls) -> str | None:
+        found = [line for line in cls.errors if line]
+        cls.errors.clear()
+        return found[-1] if found else None
+
+
+class _Vocab:
+    """The tokenizer side of a loaded model, with the decode() IncrementalDecoder expects."""
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+
+        self._llm = llm
+        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self._is_eog = llama_cpp.llama_vocab_is_eog
+
+    def token_text(self, token: int) -> str:
+        import llama_cpp
+
+        if token < 0:
+            return ""
+        return bytes(llama_cpp.llama_vocab_get_text(self._vocab, token)).decode("utf-8", errors="replace")
+
+    def is_end(self, token: int) -> bool:
+        return bool(self._is_eog(self._vocab, token))
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        text: bytes = self._llm.detokenize(list(ids), special=not skip_special_tokens)
+        return text.decode("utf-8", errors="replace")
+
+
+@dataclass
+class _Loaded:
+    llm: Any  # llama_cpp.Llama
+    vocab: _Vocab
+    header: GgufHeader
+    options: LlamaCppOptions
+    vocab_only: bool
+
+
+def _open_llama(path: Path, options: LlamaCppOptions, *, vocab_only: bool, name: str) -> Any:
+    import llama_cpp
+
+    _LlamaLog.install()
+    try:
+        return llama_cpp.Llama(
+            str(path),
+            n_ctx=options.n_ctx,
+            n_threads=options.threads,
+            n_threads_batch=options.threads,
+            n_gpu_layers=options.n_gpu_layers,
+            n_batch=options.n_batch,
+            vocab_only=vocab_only,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        reason = _LlamaLog.last_error() or str(exc)
+        raise ProviderError(
+            f"llama.cpp cannot load {name}: {reason}",
+            hint="A file from an older or newer llama.cpp may need `pip install -U llama-cpp-python`.",
+        ) from None
+
+
+def _warm_up(llm: Any) -> None:
+    """One decode before the first request, as llama.cpp's own tools do: the first one in a process costs
+    far more than the rest (thread pool, first touch of the mapped weights), and belongs to loading."""
+    bos = llm.token_bos()
+    llm.eval([bos if bos >= 0 else 0])
+    llm.reset()
+
+
+class LlamaCppProvider:
+    """One GGUF model, loaded once, for any number of requests."""
+
+    unsupported_params: frozenset[str] = frozenset()
+    accepts_images = False
+
+    def __init__(self, resolved: ResolvedModel, *, reuse_kv: bool = False, shared: LlamaCppProvider | None = None):
+        self._resolved = resolved
+        self._reuse_kv = reuse_kv
+        self._shared = shared  # a chat's provider uses (and loads) its parent's model
+        self._loaded: _Loaded | None = None
+        self._path: Path | None = None
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        return self._resolved
+
+    def for_chat(self, *, reuse_kv: bool) -> LlamaCppProvider:
+        """A provider for one conversation: the same model, the KV cache kept between turns when ``reuse_kv``."""
+        return LlamaCppProvider(self._resolved, reuse_kv=reuse_kv, shared=self)
+
+    @property
+    def path(self) -> Path:
+        if self._shared is not None:
+            return self._shared.path
+        if self._path is None:
+            settings = self._resolved.provider_settings
+            cache_dir = settings.cache_dir if isinstance(settings, LlamaCppProviderSettings) else None
+            self._path = files.locate(self._resolved.model_id, cache_dir)
+        return self._path
+
+    def header(self) -> GgufHeader:
+        if self._shared is not None:
+            return self._shared.header()
+        if self._loaded is not None:
+            return self._loaded.header
+        return read_gguf_header(self.path)
+
+    def _load(self, *, vocab_only: bool = False) -> _Loaded:
+        if self._shared is not None:
+            return self._shared._load(vocab_only=vocab_only)
+        if self._loaded is not None and (vocab_only or not self._loaded.vocab_only):
+            return self._loaded
+        header = read_gguf_header(self.path)
+        options = LlamaCppOptions.for_model(self._resolved, header)
+        name = self._resolved.display_name
+        if not vocab_only and options.n_gpu_layers == 0:
+            check_memory(name, header.tensor_bytes + header.kv_cache_bytes(options.n_ctx), available_memory())
+        llm = _open_llama(self.path, options, vocab_only=vocab_only, name=name)
+        if not vocab_only:
+            _warm_up(llm)
+        if self._loaded is not None:
+            self._loaded.llm.close()
+        self._loaded = _Loaded(llm, _Vocab(llm), header, options, vocab_only)
+        return self._loaded
+
+    def prepare(self) -> None:
+        self._load()
+
+    def context_window(self) -> int | None:
+        if self._shared is not None:
+            return self._shared.context_window()
+        if self._loaded is not None:
+            return self._loaded.options.n_ctx
+        return LlamaCppOptions.for_model(self._resolved, self.header()).n_ctx
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            return
+        if self._loaded is not None:
+            self._loaded.llm.close()
+            self._loaded = None
+
+    def prompt_ids(self, messages: Sequence[Message], *, vocab_only: bool = False) -> list[int]:
+        loaded = self._load(vocab_only=vocab_only)
+        vocab = loaded.vocab
+        prompt = prompt_text(
+            loaded.header.chat_template,
+            messages,
+            bos_token=vocab.token_text(loaded.llm.token_bos()),
+            eos_token=vocab.token_text(loaded.llm.token_eos()),
+            model=self._resolved.display_name,
+        )
+        # A template writes bos_token itself (transformers tokenizes its output without special tokens).
+        ids: list[int] = loaded.llm.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.templated, special=True)
+        return ids
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """Exact: the templated prompt's length with llama.cpp's tokenizer (the vocabulary alone is loaded
+        when the weights are not)."""
+        return len(self.prompt_ids(messages, vocab_only=True))
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        input_ids = self.prompt_ids(request.messages)
+        loaded = self._load()
+        window = loaded.options.n_ctx
+        if len(input_ids) >= window:
+            raise ContextLengthError(
+                len(input_ids),
+                window,
+                model=self._resolved.display_name,
+                hint="Shorten the input, or raise n_ctx in [providers.llamacpp] (the model's own window is "
+                f"{loaded.header.context_length or 'unknown'}).",
+            )
+        params = request.params.or_defaults(LOCAL_DEFAULTS)
+        max_new = min(params.max_tokens or DEFAULT_MAX_NEW_TOKENS, window - len(input_ids))
+        reused = self._reuse_prefix(loaded.llm, input_ids)
+        cached = reused if self._reuse_kv else None
+        yield UsageUpdate(Usage(len(input_ids), None, CountSource.EXACT, cached_input_tokens=cached))
+
+        llm, vocab = loaded.llm, loaded.vocab
+        llm.set_seed(params.seed % 2**32 if params.seed is not None else RANDOM_SEED)
+        tokens = llm.generate(input_ids[reused:], reset=False, **_sampling(params, request.response_schema))
+        decoder = IncrementalDecoder(vocab)
+        generated = 0
+        reason = FinishReason.LENGTH
+        try:
+            for token in tokens:
+                if vocab.is_end(token):
+                    reason = FinishReason.STOP
+                    break
+                generated += 1
+                delta = decoder.push([token])
+                if delta is not None:
+                    yield delta
+                if generated >= max_new:
+                    break
+        except BaseException:
+            tokens.close()
+            if not self._reuse_kv:
+                llm.reset()
+            raise
+        tokens.close()
+        tail = decoder.flush()
+        if tail is not None:
+            yield tail
+        yield Finished(Usage(len(input_ids), generated, CountSource.EXACT, cached_input_tokens=cached), reason)
+
+    def _reuse_prefix(self, llm: Any, input_ids: list[int]) -> int:
+        """Keep the cached tokens this prompt starts with (a chat's earlier turns); return how many.
+
+        At least one prompt token is always processed: sampling needs the logits it produces.
+        """
+        import llama_cpp
+
+        keep = 0
+        if self._reuse_kv:
+            held = llm.input_ids[: llm.n_tokens].tolist()
+            keep = min(_common_prefix(held, input_ids), len(input_ids) - 1)
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        if keep < llm.n_tokens and (memory is None or not llama_cpp.llama_memory_seq_rm(memory, -1, keep, -1)):
+            keep = 0  # a cache that cannot be cut (a recurrent model's): start clean
+            llm.reset()
+        llm.n_tokens = keep
+        return keep
+
+
+def _common_prefix(held: Sequence[int], wanted: Sequence[int]) -> int:
+    n = 0
+    for a, b in zip(held, wanted, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def _sampling(params: GenerationParams, schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """llama.cpp's sampler doing what the params say and nothing more: greedy at temperature 0, else
+    top-p then temperature (its default top-k 40 and min-p 0.05 are off, as in transformers' path)."""
+    kwargs: dict[str, Any] = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0}
+    kwargs["temp"] = params.temperature if params.temperature is not None else 0.7
+    kwargs["top_p"] = params.top_p if params.top_p is not None else 1.0
+    if schema is not None:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(dict(schema)), verbose=False)
+    return kwargs
