@@ -31,8 +31,11 @@ def _kv_u32(key: str, value: int) -> bytes:
 
 
 def _tensor(name: str, dims: tuple[int, ...], type_id: int = 0, offset: int = 0) -> bytes:
-    return _string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims) + struct.pack(
-        "<IQ", type_id, offset
+    return (
+        _string(name)
+        + struct.pack("<I", len(dims))
+        + struct.pack(f"<{len(dims)}Q", *dims)
+        + struct.pack("<IQ", type_id, offset)
     )
 
 
@@ -56,7 +59,7 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("huge-kv-count", _header(kvs=2**62), "the metadata count is"),
     ("max-kv-count", _header(kvs=2**64 - 1), "the metadata count is"),
     ("huge-key-length", _header(kvs=1) + struct.pack("<Q", 2**63) + PAD, "the length of a metadata key"),
-    ("huge-string-value", _header(kvs=1) + _string("k") + struct.pack("<IQ", 8, 2**40) + PAD, "the length of the value"),
+    ("huge-string", _header(kvs=1) + _string("k") + struct.pack("<IQ", 8, 2**40) + PAD, "the length of the value"),
     ("huge-array", _header(kvs=1) + _string("k") + struct.pack("<IIQ", 9, 4, 2**61) + PAD, "the length of k"),
     ("array-of-arrays", _header(kvs=1) + _string("k") + struct.pack("<IIQ", 9, 9, 1), "array of unknown type 9"),
     ("unknown-value-type", _header(kvs=1) + _string("k") + struct.pack("<I", 99) + PAD, "unknown value type 99"),
@@ -99,7 +102,8 @@ def test_a_missing_file_and_a_folder_are_not_found(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("outtype", "quantization", "bytes_per_weight"), [("f32", "F32", 4.0), ("f16", "F16", 2.0), ("q8_0", "Q8_0", 34 / 32)]
+    ("outtype", "quantization", "bytes_per_weight"),
+    [("f32", "F32", 4.0), ("f16", "F16", 2.0), ("q8_0", "Q8_0", 34 / 32)],
 )
 def test_the_header_of_a_written_model(
     tiny_models: dict[str, Path], tiny_ggufs: dict[str, Path], outtype: str, quantization: str, bytes_per_weight: float
