@@ -70,6 +70,8 @@ def count_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> TokenC
     """Count the tokens ``messages`` take as ``resolved``'s input (see the module docstring)."""
     if resolved.kind == "huggingface":
         return _count_local(resolved, messages)
+    if resolved.kind == "llamacpp":
+        return _count_gguf(resolved, messages)
     window = context_window(resolved)
     if resolved.kind == "anthropic":
         counted, note = _count_anthropic(resolved, messages)
@@ -168,6 +170,19 @@ def _count_local(resolved: ResolvedModel, messages: Sequence[Message]) -> TokenC
     template = "chat template" if getattr(loaded.tokenizer, "chat_template", None) else "plain transcript"
     tokens = len(prompt_token_ids(loaded.tokenizer, messages))
     return _result(resolved, tokens, CountSource.EXACT, f"the model's tokenizer and {template}", loaded.context_window)
+
+
+def _count_gguf(resolved: ResolvedModel, messages: Sequence[Message]) -> TokenCount:
+    from llmctl.providers.llamacpp.provider import LlamaCppProvider
+
+    provider = LlamaCppProvider(resolved)
+    try:
+        tokens = provider.count_prompt_tokens(messages)
+        template = "GGUF chat template" if provider.header().chat_template else "plain transcript"
+        method = f"llama.cpp's tokenizer and the {template}"
+        return _result(resolved, tokens, CountSource.EXACT, method, provider.context_window())
+    finally:
+        provider.close()
 
 
 def _count_anthropic(resolved: ResolvedModel, messages: Sequence[Message]) -> tuple[int | None, str]:

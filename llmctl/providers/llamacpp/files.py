@@ -122,6 +122,11 @@ def snapshot_gguf_names(snapshot: Path) -> list[str]:
     return sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if is_gguf_path(p.name))
 
 
+def is_gguf_snapshot(snapshot: Path) -> bool:
+    """A snapshot holding GGUF models and no transformers config: llama.cpp's, not an unfinished HF download."""
+    return not (snapshot / "config.json").exists() and bool(model_files(snapshot_gguf_names(snapshot)))
+
+
 def locate(model_id: str, cache_dir: str | None) -> Path:
     """The .gguf file ``model_id`` names: an absolute path (the registry made it so), or ORG/REPO[:SELECTOR]."""
     if os.path.isabs(model_id):

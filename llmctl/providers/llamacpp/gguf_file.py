@@ -118,6 +118,14 @@ class GgufHeader:
         return sum(t.elements for t in self.tensors)
 
     @property
+    def elements_by_type(self) -> dict[str, int]:
+        """Parameters per stored type (F32 norms, Q8_0 matrices, ...)."""
+        counts: dict[str, int] = {}
+        for tensor in self.tensors:
+            counts[tensor.type_name] = counts.get(tensor.type_name, 0) + tensor.elements
+        return counts
+
+    @property
     def tensor_bytes(self) -> int:
         """What the weights take in memory (llama.cpp maps them as stored)."""
         return sum(t.nbytes for t in self.tensors)

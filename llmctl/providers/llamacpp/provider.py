@@ -32,7 +32,7 @@ from llmctl.domain import (
     Usage,
     UsageUpdate,
 )
-from llmctl.errors import ContextLengthError, ProviderError
+from llmctl.errors import ContextLengthError, MissingDependencyError, ProviderError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.provider import DEFAULT_MAX_NEW_TOKENS, LOCAL_DEFAULTS, IncrementalDecoder
 from llmctl.providers.llamacpp import files
@@ -65,6 +65,18 @@ class LlamaCppOptions:
             n_gpu_layers=settings.n_gpu_layers,
             n_batch=settings.n_batch,
         )
+
+
+def llama_cpp_module() -> Any:
+    """llama-cpp-python, imported on first use (``models info`` reads GGUF headers without it)."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"GGUF models need llama-cpp-python, which is not installed ({exc.name or exc}).",
+            hint="Install it with: pip install 'llmctl[gguf]' (it compiles llama.cpp; see the README).",
+        ) from None
+    return llama_cpp
 
 
 class _LlamaLog:
@@ -131,8 +143,7 @@ class _Loaded:
 
 
 def _open_llama(path: Path, options: LlamaCppOptions, *, vocab_only: bool, name: str) -> Any:
-    import llama_cpp
-
+    llama_cpp = llama_cpp_module()
     _LlamaLog.install()
     try:
         return llama_cpp.Llama(

@@ -13,6 +13,7 @@ from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, HuggingFaceProviderSet
 from llmctl.hub.cache import cached_models, find_cached, hub_cache_dir
 from llmctl.hub.weights import tensor_stats
 from llmctl.paths import demo_model_dir
+from llmctl.providers.llamacpp.files import is_gguf_snapshot
 from llmctl.providers.registry import folder_path, is_repo_id, resolve, written_as_path
 from llmctl.redaction import redact
 
@@ -128,6 +129,8 @@ def cached_entries(settings: Settings) -> list[ModelEntry]:
     entries = []
     for repo in cached_models(hub_cache_dir(cache_dir)):
         snapshot = repo.snapshot()
+        if snapshot is not None and is_gguf_snapshot(snapshot):
+            continue  # listed as llamacpp/ORG/REPO:QUANT
         details: dict[str, Any] = _local_details(snapshot) if snapshot is not None else {}
         details["size_bytes"] = repo.size_on_disk
         if configured:
@@ -183,7 +186,9 @@ def list_models(settings: Settings) -> list[ModelEntry]:
                 **details,
             )
         )
-    return entries + cached_entries(settings) + hosted_provider_entries(settings)
+    from llmctl.services.models.gguf import cached_gguf_entries
+
+    return entries + cached_entries(settings) + cached_gguf_entries(settings) + hosted_provider_entries(settings)
 
 
 HOSTED_HINT = (

@@ -288,6 +288,10 @@ def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
 def describe(reference: str | None, settings: Settings, *, machine: hw.Hardware | None = None) -> ModelDetails:
     """Details of the model ``reference`` names (alias, demo, folder, hf/ORG/NAME, or a hosted model)."""
     resolved = resolve(reference, settings)
+    if resolved.kind == "llamacpp":
+        from llmctl.services.models.gguf import describe_gguf
+
+        return describe_gguf(resolved, machine=machine if machine is not None else hw.detect())
     if resolved.kind != "huggingface":
         return describe_hosted(resolved)
     return describe_local(resolved, machine=machine if machine is not None else hw.detect())
