@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,16 @@ class _Vocab:
         return text.decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """How the loaded model runs (for ``bench``)."""
+
+    threads: int
+    n_ctx: int
+    n_gpu_layers: int
+    quantization: str | None
+
+
 @dataclass
 class _Loaded:
     llm: Any  # llama_cpp.Llama
@@ -231,6 +241,11 @@ class LlamaCppProvider:
     def prepare(self) -> None:
         self._load()
 
+    def runtime(self) -> Runtime:
+        loaded = self._load()
+        options = loaded.options
+        return Runtime(options.threads, options.n_ctx, options.n_gpu_layers, loaded.header.quantization)
+
     def context_window(self) -> int | None:
         if self._shared is not None:
             return self._shared.context_window()
@@ -267,6 +282,28 @@ class LlamaCppProvider:
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         input_ids = self.prompt_ids(request.messages)
+        yield from self.stream_ids(input_ids, request.params, schema=request.response_schema)
+
+    def exact_prompt_ids(self, count: int, text: str) -> list[int]:
+        """Exactly ``count`` token ids (BOS, then ``text``'s ids repeated): ``bench``'s prompt."""
+        llm = self._load().llm
+        body: list[int] = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        ids = [llm.token_bos()] if llm.token_bos() >= 0 else []
+        while body and len(ids) < count:
+            ids.extend(body)
+        return ids[:count]
+
+    def stream_ids(
+        self,
+        input_ids: list[int],
+        params: GenerationParams,
+        *,
+        schema: Mapping[str, Any] | None = None,
+        until_max_tokens: bool = False,
+        on_token: Callable[[], None] | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Generate from prompt ids. ``until_max_tokens`` runs past end tokens (``bench`` times a fixed
+        length); ``on_token`` hears each token the moment it is sampled, before it is decoded to text."""
         loaded = self._load()
         window = loaded.options.n_ctx
         if len(input_ids) >= window:
@@ -277,7 +314,7 @@ class LlamaCppProvider:
                 hint="Shorten the input, or raise n_ctx in [providers.llamacpp] (the model's own window is "
                 f"{loaded.header.context_length or 'unknown'}).",
             )
-        params = request.params.or_defaults(LOCAL_DEFAULTS)
+        params = params.or_defaults(LOCAL_DEFAULTS)
         max_new = min(params.max_tokens or DEFAULT_MAX_NEW_TOKENS, window - len(input_ids))
         reused = self._reuse_prefix(loaded.llm, input_ids)
         cached = reused if self._reuse_kv else None
@@ -285,13 +322,15 @@ class LlamaCppProvider:
 
         llm, vocab = loaded.llm, loaded.vocab
         llm.set_seed(params.seed % 2**32 if params.seed is not None else RANDOM_SEED)
-        tokens = llm.generate(input_ids[reused:], reset=False, **_sampling(params, request.response_schema))
+        tokens = llm.generate(input_ids[reused:], reset=False, **_sampling(params, schema))
         decoder = IncrementalDecoder(vocab)
         generated = 0
         reason = FinishReason.LENGTH
         try:
             for token in tokens:
-                if vocab.is_end(token):
+                if on_token is not None:
+                    on_token()
+                if vocab.is_end(token) and not until_max_tokens:
                     reason = FinishReason.STOP
                     break
                 generated += 1

@@ -233,6 +233,47 @@ def local_measurer(
     return measure
 
 
+def gguf_measurer(
+    provider: Provider, options: BenchOptions, clock: Clock, calls: CallMaker
+) -> Callable[[], RunMeasurement]:
+    """llama.cpp: exactly ``--prompt-tokens`` prompt ids, exactly ``--max-tokens`` new ones (past end tokens),
+    the first token stamped the moment it is sampled."""
+    from llmctl.providers.llamacpp.provider import LlamaCppProvider
+
+    if not isinstance(provider, LlamaCppProvider):
+        raise TypeError("a GGUF benchmark needs the llama.cpp provider")
+    window = provider.context_window()
+    if window is not None and options.prompt_tokens + options.max_tokens > window:
+        raise ContextLengthError(
+            options.prompt_tokens + options.max_tokens,
+            window,
+            model=provider.resolved.display_name,
+            hint=f"Lower --prompt-tokens (now {options.prompt_tokens}) or --max-tokens (now {options.max_tokens}), "
+            "or raise n_ctx in [providers.llamacpp].",
+        )
+    ids = provider.exact_prompt_ids(options.prompt_tokens, FILLER)
+    params = GenerationParams(temperature=0, max_tokens=options.max_tokens)
+    request = GenerationRequest((), params)  # the prompt is ``ids``, fed through ``events``
+
+    def measure() -> RunMeasurement:
+        stamps: list[float] = []
+
+        def events() -> Iterator[StreamEvent]:
+            return provider.stream_ids(ids, params, until_max_tokens=True, on_token=lambda: stamps.append(clock()))
+
+        completion, started, ended = calls.measure(provider, request, events, clock)
+        return RunMeasurement(
+            ttft_s=stamps[0] - started if stamps else None,
+            total_s=ended - started,
+            prompt_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+            finish_reason=completion.finish_reason,
+            completion=completion,
+        )
+
+    return measure
+
+
 def hosted_measurer(
     provider: Provider, options: BenchOptions, clock: Clock, calls: CallMaker, nonce: str | None = None
 ) -> Callable[[], RunMeasurement]:

@@ -38,6 +38,7 @@ from llmctl.services.bench.measure import (
     CallMaker,
     RunMeasurement,
     exact_prompt_ids,
+    gguf_measurer,
     hosted_measurer,
     hosted_prompt,
     local_measurer,
@@ -50,6 +51,7 @@ Progress = Callable[[str], None]
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
 LOCAL_KIND = "huggingface"
+GGUF_KIND = "llamacpp"
 METRICS = ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "total_s")
 
 
@@ -216,23 +218,25 @@ def run_bench(
         from llmctl.providers.registry import open_provider as registry_open
 
         open_provider = registry_open
-    local = resolved.kind == LOCAL_KIND
+    gguf = resolved.kind == GGUF_KIND
+    transformers = resolved.kind == LOCAL_KIND
+    local = transformers or gguf
     calls = CallMaker(settings or Settings(), record=record, ignore_budget=ignore_budget)
 
     say("Importing the backend")
     started = clock()
-    if local:
+    if transformers:
         _import_local_backend()
     provider = open_provider(resolved)
     import_s = clock() - started
     try:
         say(f"Loading {resolved.display_name}")
-        if local:
+        if transformers:
             _reset_gpu_peak()
         started = clock()
         provider.prepare()
         load_s = clock() - started
-        measurer = local_measurer if local else hosted_measurer
+        measurer = gguf_measurer if gguf else local_measurer if local else hosted_measurer
         measure = measurer(provider, options, clock, calls)
         warmups: list[RunMeasurement] = []
         runs: list[RunMeasurement] = []
@@ -242,8 +246,11 @@ def run_bench(
         for index in range(options.runs):
             say(f"Run {index + 1}/{options.runs}")
             runs.append(measure())
-        environment = _local_environment(provider, options) if local else Environment(device="remote API")
-        peak_gpu = _gpu_peak() if local else None
+        if gguf:
+            environment = _gguf_environment(provider)
+        else:
+            environment = _local_environment(provider, options) if local else Environment(device="remote API")
+        peak_gpu = _gpu_peak() if transformers else None
     finally:
         provider.close()
         calls.close()
@@ -290,6 +297,15 @@ def _local_environment(provider: Provider, options: BenchOptions) -> Environment
         quantization=quantization,
         torch_threads=torch.get_num_threads(),
     )
+
+
+def _gguf_environment(provider: Provider) -> Environment:
+    from llmctl.providers.llamacpp.provider import LlamaCppProvider
+
+    assert isinstance(provider, LlamaCppProvider)
+    runtime = provider.runtime()
+    device = "cpu" if not runtime.n_gpu_layers else f"cpu + GPU ({runtime.n_gpu_layers} layers offloaded)"
+    return Environment(device=f"{device}, llama.cpp", dtype=runtime.quantization, torch_threads=runtime.threads)
 
 
 def _reset_gpu_peak() -> None:
