@@ -41,6 +41,7 @@ from llmctl.providers.llamacpp.machine import available_memory, check_memory, ph
 from llmctl.providers.llamacpp.template import prompt_text
 
 DEFAULT_N_CTX = 4096  # the model's own window when smaller; more costs KV-cache memory on every load
+GGML_LOG_LEVEL_ERROR = 4  # ggml.h
 RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp seeds the sampler at random
 
 
@@ -94,18 +95,20 @@ class _LlamaLog:
 
         @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
         def keep(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-            if level == 3:  # GGML_LOG_LEVEL_ERROR
+            if level == GGML_LOG_LEVEL_ERROR:
                 cls.errors.append(text.decode("utf-8", errors="replace").strip())
-                del cls.errors[:-5]
+                del cls.errors[:-20]
 
         cls.callback = keep  # a reference, or ctypes frees the callback llama.cpp still calls
         llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
 
     @classmethod
-    def last_error(cls) -> str | None:
+    def first_error(cls) -> str | None:
+        """The first error since the last call, without its C function's name: the cause, not the aftermath
+        ("unknown model architecture: 'x'", not "failed to load model")."""
         found = [line for line in cls.errors if line]
         cls.errors.clear()
-        return found[-1] if found else None
+        return found[0].split(": ", 1)[-1].removeprefix("error loading model: ") if found else None
 
 
 class _Vocab:
@@ -155,6 +158,7 @@ class _Loaded:
 def _open_llama(path: Path, options: LlamaCppOptions, *, vocab_only: bool, name: str) -> Any:
     llama_cpp = llama_cpp_module()
     _LlamaLog.install()
+    _LlamaLog.first_error()  # forget what an earlier load logged
     try:
         return llama_cpp.Llama(
             str(path),
@@ -167,7 +171,7 @@ def _open_llama(path: Path, options: LlamaCppOptions, *, vocab_only: bool, name:
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
-        reason = _LlamaLog.last_error() or str(exc)
+        reason = _LlamaLog.first_error() or str(exc)
         raise ProviderError(
             f"llama.cpp cannot load {name}: {reason}",
             hint="A file from an older or newer llama.cpp may need `pip install -U llama-cpp-python`.",

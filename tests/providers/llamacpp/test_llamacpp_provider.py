@@ -277,3 +277,23 @@ def test_chat_replies_are_identical_with_and_without_kv_reuse_and_reuse_is_repor
     # The whole first prompt at least comes from the cache on the follow-up.
     assert reused[1] is not None and turns[0].usage.input_tokens is not None
     assert reused[1] >= turns[0].usage.input_tokens
+
+
+def test_a_file_llama_cpp_refuses_is_one_error_with_its_reason_and_nothing_printed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(str(path), "alien-arch-9000")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    capfd.readouterr()
+    provider = _provider(path)
+    with pytest.raises(ProviderError, match=r"llama.cpp cannot load .*alien.gguf: .*alien-arch-9000"):
+        provider.prepare()
+    assert capfd.readouterr().err == ""  # llama.cpp's own log is kept, not printed
