@@ -3,6 +3,7 @@ transformers on the weights the file was written from: the same prompt ids, the 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,28 @@ def test_a_file_llama_cpp_refuses_is_one_error_with_its_reason_and_nothing_print
     with pytest.raises(ProviderError, match=r"llama.cpp cannot load .*alien.gguf: .*alien-arch-9000"):
         provider.prepare()
     assert capfd.readouterr().err == ""  # llama.cpp's own log is kept, not printed
+
+
+def test_a_model_that_cannot_fit_in_memory_is_refused_before_loading(
+    tiny_ggufs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmctl.providers.llamacpp.provider as module
+
+    monkeypatch.setattr(module, "available_memory", lambda: 1000)
+    opened: list[Path] = []
+    monkeypatch.setattr(module, "_open_llama", lambda path, *a, **k: opened.append(path))
+    with pytest.raises(ProviderError, match=r"needs about .* of memory \(weights and KV cache\); 1.00 KB is available"):
+        _provider(tiny_ggufs["q8_0"]).prepare()
+    assert opened == []
+    _provider(tiny_ggufs["q8_0"], n_gpu_layers=-1)._load(vocab_only=True)  # counting tokens needs no such check
+
+
+def test_without_llama_cpp_python_the_error_names_the_extra(
+    tiny_ggufs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmctl.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what `import llama_cpp` meets when it is not installed
+    with pytest.raises(MissingDependencyError) as caught:
+        _provider(tiny_ggufs["q8_0"]).prepare()
+    assert caught.value.hint is not None and "pip install 'llmctl[gguf]'" in caught.value.hint
