@@ -29,6 +29,7 @@ from llmctl.errors import LlmctlError, OutputError, UsageError
 from llmctl.services.generation import RunStatus
 
 if TYPE_CHECKING:
+    from llmctl.providers.base import Provider
     from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
     from llmctl.services.structured import SchemaMismatch
@@ -140,7 +141,9 @@ def generate(
     provider = open_provider(resolved)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-        if images and not getattr(provider, "accepts_images", False):
+        from llmctl.providers.base import accepts_images
+
+        if images and not accepts_images(provider):
             raise UsageError(
                 f"{resolved.display_name} does not take images (-f {images[0].name}).",
                 hint="Send it to a hosted model that reads images (e.g. -m openai/gpt-4o), or describe it in words.",
@@ -255,9 +258,11 @@ def _show_or_fail(call: Call, display: Display) -> None:
         raise _output_error(exc) from exc
 
 
-def _warn_ignored_flags(provider: object, model: str, **flags: float | int | None) -> None:
+def _warn_ignored_flags(provider: Provider, model: str, **flags: float | int | None) -> None:
     """Say so when the user set a flag the provider's API does not take (Anthropic: temperature)."""
-    ignored: frozenset[str] = getattr(provider, "ignored_params", frozenset())
+    from llmctl.providers.base import unsupported_params
+
+    ignored = unsupported_params(provider)
     names = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None and name in ignored]
     if names:
         output.warning(f"{model} does not take {', '.join(names)}; ignored.")

@@ -22,25 +22,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, ModelSettings, Settings
+from llmctl.config import DEMO_MODEL_ALIAS, ModelSettings, Settings
 from llmctl.errors import MissingDependencyError, ModelNotFoundError
 from llmctl.paths import demo_model_dir
+from llmctl.provider_specs import SPECS, spec_for
 from llmctl.providers.base import Provider, ResolvedModel
 
 ProviderFactory = Callable[[ResolvedModel], Provider]
 
 # kind -> "module:Class"; the module is imported on first use only, so commands
 # that never generate never pay for torch or a vendor SDK.
-ADAPTERS: dict[str, str] = {
-    "huggingface": "llmctl.providers.hf.provider:HuggingFaceProvider",
-    "openai": "llmctl.providers.hosted.openai_provider:OpenAIProvider",
-    "anthropic": "llmctl.providers.hosted.anthropic_provider:AnthropicProvider",
-    "llamacpp": "llmctl.providers.llamacpp.provider:LlamaCppProvider",
-}
+ADAPTERS: dict[str, str] = {kind: spec.adapter for kind, spec in SPECS.items()}
 
 GGUF_PROVIDER = "llamacpp"  # the built-in provider a path to a .gguf file runs on
 DEMO_MODEL_ID = "llmctl/demo"  # what models list, the ledger and logs call the built-in demo model
-EXTRA_FOR_KIND = {"huggingface": "local", "openai": "openai", "anthropic": "anthropic", "llamacpp": "gguf"}
 
 
 # The Hub's rule (huggingface_hub.utils.validate_repo_id): NAME or ORG/NAME, word characters,
@@ -52,10 +47,6 @@ _REPO_ID = re.compile(rf"(?!.*(?:--|\.\.)){_REPO_PART}(?:/{_REPO_PART})?")
 def written_as_path(reference: str) -> bool:
     """True when the user wrote a filesystem path, not a name: ``./x``, ``../x``, ``/x``, ``~/x``."""
     return reference.startswith((".", "/", "~"))
-
-
-def is_gguf_name(reference: str) -> bool:
-    return reference.lower().endswith(".gguf")
 
 
 def folder_path(written: str) -> Path:
@@ -76,6 +67,10 @@ def _local_folder(written: str, *, what: str) -> Path:
     return folder
 
 
+def is_gguf_name(reference: str) -> bool:
+    return reference.lower().endswith(".gguf")
+
+
 def _gguf_file(written: str, *, what: str) -> Path:
     path = folder_path(written)
     if path.is_dir():
@@ -83,6 +78,13 @@ def _gguf_file(written: str, *, what: str) -> Path:
     if not path.is_file():
         raise ModelNotFoundError(f"No GGUF file at {path} ({what}).")
     return path
+
+
+def _local_path(resolved: ResolvedModel, written: str, *, what: str) -> Path:
+    """The file or folder a local model written as a path is, as its backend's files are laid out."""
+    if resolved.spec.model_files == "gguf":
+        return _gguf_file(written, what=what)
+    return _local_folder(written, what=what)
 
 
 def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
@@ -133,39 +135,33 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
 def _resolved_alias(alias: str, settings: Settings) -> ResolvedModel:
     model = settings.models[alias]
     resolved = _resolved(settings, model.provider, model.reference, model, alias=alias)
-    if resolved.kind == "llamacpp":
-        if model.path is not None or written_as_path(model.reference):
-            key = "path" if model.path is not None else "id"
-            gguf = _gguf_file(model.reference, what=f"models.{alias}.{key}")
-            return _resolved(settings, model.provider, str(gguf), model, alias=alias)
-        _check_repo_id(resolved, f"models.{alias}.id")
-        return resolved
-    if resolved.kind != "huggingface":
+    if not resolved.spec.local:
         if model.path is not None:
             raise ModelNotFoundError(
-                f"models.{alias}.path: a local folder is for Hugging Face models, not provider {model.provider!r}.",
+                f"models.{alias}.path: a local folder is for local models, not the hosted provider {model.provider!r}.",
                 hint=f"Set models.{alias}.id to the model name the provider serves.",
             )
         return resolved  # a hosted API's model name, which may well look like a path (vLLM's "/models/x")
     if model.path is not None or written_as_path(model.reference):
         key = "path" if model.path is not None else "id"
-        folder = _local_folder(model.reference, what=f"models.{alias}.{key}")
-        return _resolved(settings, model.provider, str(folder), model, alias=alias)
+        local = _local_path(resolved, model.reference, what=f"models.{alias}.{key}")
+        return _resolved(settings, model.provider, str(local), model, alias=alias)
     _check_repo_id(resolved, f"models.{alias}.id")
     return resolved
 
 
 def _check_repo_id(resolved: ResolvedModel, where: str) -> None:
     """A local model named by anything but a path must be a Hub repo id (looked up in the cache only)."""
-    if resolved.kind == "huggingface" and not is_repo_id(resolved.model_id):
+    if resolved.spec.model_files == "gguf":
+        if not is_repo_id(resolved.model_id.partition(":")[0]):
+            raise ModelNotFoundError(
+                f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME, optionally :QUANT).",
+                hint='For a GGUF file write a path (./model.gguf, /abs/model.gguf), or path = "..." in an alias.',
+            )
+    elif resolved.spec.local and not is_repo_id(resolved.model_id):
         raise ModelNotFoundError(
             f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME).",
             hint='For a local folder write a path (./folder, /abs/folder, ~/folder), or path = "..." in an alias.',
-        )
-    if resolved.kind == "llamacpp" and not is_repo_id(resolved.model_id.partition(":")[0]):
-        raise ModelNotFoundError(
-            f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME, optionally :QUANT).",
-            hint="For a GGUF file write a path (./model.gguf, /abs/model.gguf).",
         )
 
 
@@ -178,8 +174,7 @@ def _resolved(
     alias: str | None,
 ) -> ResolvedModel:
     provider_settings = settings.provider(provider_name)
-    kind = KIND_ALIASES.get(provider_settings.kind, provider_settings.kind)
-    return ResolvedModel(provider_name, kind, model_id, provider_settings, model, alias)
+    return ResolvedModel(provider_name, spec_for(provider_settings).kind, model_id, provider_settings, model, alias)
 
 
 def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderFactory:
@@ -191,7 +186,7 @@ def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderF
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        extra = EXTRA_FOR_KIND.get(kind, kind)
+        extra = SPECS[kind].extra if kind in SPECS else kind
         raise MissingDependencyError(
             f"The {kind} provider needs packages that are not installed ({exc.name or exc}).",
             hint=f"Install them with: pip install 'llmctl[{extra}]'",

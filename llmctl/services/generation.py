@@ -165,11 +165,10 @@ def check_hosted_context(provider: Provider, request: GenerationRequest) -> None
     estimate refuses nothing, the server decides. Counting costs something, so it only
     runs when the input's size in bytes (a token is at least one byte) could overflow.
     """
-    from llmctl.config import LOCAL_PROVIDER_SETTINGS
     from llmctl.services import token_counting
 
     resolved = provider.resolved
-    if isinstance(resolved.provider_settings, LOCAL_PROVIDER_SETTINGS):
+    if resolved.spec.local:
         return
     window = provider.context_window() or token_counting.context_window(resolved)
     if window is None:

@@ -10,7 +10,7 @@ from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state, complete_model_name
 
 if TYPE_CHECKING:
-    from llmctl.config import DType, Quantization
+    from llmctl.provider_specs import DType, Quantization
     from llmctl.services.models.info import ModelDetails
     from llmctl.services.models.load_check import LoadReport
 

@@ -26,7 +26,7 @@ def rm(
     """
     from llmctl.domain import human_bytes
     from llmctl.errors import UsageError
-    from llmctl.services.model_removal import execute_removal, plan_model_removal
+    from llmctl.services.models.catalog import execute_removal, plan_model_removal
 
     removal = plan_model_removal(model, app_state(ctx).settings(), revision=revision)
     what = removal.repo_id + (f" revision {removal.revisions[0][:12]}" if not removal.whole_repo else "")

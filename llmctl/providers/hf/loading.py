@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DType, HuggingFaceProviderSettings, ModelSettings, Quantization
+from llmctl.config import ModelSettings
+from llmctl.domain import CountSource, Message
 from llmctl.errors import MissingDependencyError, ModelNotFoundError, ProviderError
-from llmctl.providers.base import ResolvedModel
+from llmctl.provider_specs import DType, HuggingFaceProviderSettings, Quantization
+from llmctl.providers.base import PromptTokens, ResolvedModel
 from llmctl.providers.hf.folder import check_weights, load_failure, tokenizer_error, weights_error
 from llmctl.providers.registry import is_repo_id
 
@@ -287,3 +290,14 @@ def load_tokenizer(resolved: ResolvedModel) -> LoadedTokenizer:
     except Exception as exc:  # a config.json that does not parse, or names an unknown architecture
         raise load_failure(resolved.display_name, exc) from exc
     return LoadedTokenizer(tokenizer, source, options.context_window or context_window_of(config))
+
+
+def count_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> PromptTokens:
+    """Exact: the model's own tokenizer and chat template, the prompt generation would send (no weights loaded)."""
+    from llmctl.providers.hf.prompt import prompt_token_ids
+
+    loaded = load_tokenizer(resolved)
+    template = "chat template" if getattr(loaded.tokenizer, "chat_template", None) else "plain transcript"
+    tokens = len(prompt_token_ids(loaded.tokenizer, messages))
+    method = f"the model's tokenizer and {template}"
+    return PromptTokens(tokens, CountSource.EXACT, method, loaded.context_window)

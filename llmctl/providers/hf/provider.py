@@ -24,7 +24,7 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import ContextLengthError, ProviderError
-from llmctl.providers.base import ResolvedModel
+from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.hf.loading import LoadedModel, load_model
 from llmctl.providers.hf.prompt import prompt_token_ids
 
@@ -151,6 +151,12 @@ class HuggingFaceProvider:
 
     def close(self) -> None:
         self._loaded = None
+
+    def for_chat(self, *, reuse_kv: bool) -> Provider:
+        """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""
+        from llmctl.providers.hf.kv_cache import KVCacheProvider
+
+        return KVCacheProvider(self, reuse=reuse_kv)
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         return prompt_token_ids(self.loaded.tokenizer, request.messages, model=self._resolved.display_name)

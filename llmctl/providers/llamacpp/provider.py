@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import LlamaCppProviderSettings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -33,7 +32,8 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import ContextLengthError, MissingDependencyError, ProviderError
-from llmctl.providers.base import ResolvedModel
+from llmctl.provider_specs import LlamaCppProviderSettings
+from llmctl.providers.base import PromptTokens, ResolvedModel, Uncountable
 from llmctl.providers.hf.provider import DEFAULT_MAX_NEW_TOKENS, LOCAL_DEFAULTS, IncrementalDecoder
 from llmctl.providers.llamacpp import files
 from llmctl.providers.llamacpp.gguf_file import GgufHeader, read_gguf_header
@@ -178,6 +178,17 @@ def _open_llama(path: Path, options: LlamaCppOptions, *, vocab_only: bool, name:
         ) from None
 
 
+def count_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> PromptTokens | Uncountable:
+    """The spec's counter (``tokens count``, ``compare``'s estimates): the vocabulary only, no weights."""
+    provider = LlamaCppProvider(resolved)
+    try:
+        return provider.count_prompt_tokens(messages)
+    except MissingDependencyError as exc:
+        return Uncountable(exc.message)
+    finally:
+        provider.close()
+
+
 def _warm_up(llm: Any) -> None:
     """One decode before the first request, as llama.cpp's own tools do: the first one in a process costs
     far more than the rest (thread pool, first touch of the mapped weights), and belongs to loading."""
@@ -279,10 +290,14 @@ class LlamaCppProvider:
         ids: list[int] = loaded.llm.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.templated, special=True)
         return ids
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> PromptTokens:
         """Exact: the templated prompt's length with llama.cpp's tokenizer (the vocabulary alone is loaded
         when the weights are not)."""
-        return len(self.prompt_ids(messages, vocab_only=True))
+        tokens = len(self.prompt_ids(messages, vocab_only=True))
+        template = "GGUF chat template" if self.header().chat_template else "plain transcript"
+        return PromptTokens(
+            tokens, CountSource.EXACT, f"llama.cpp's tokenizer and the {template}", self.context_window()
+        )
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         input_ids = self.prompt_ids(request.messages)

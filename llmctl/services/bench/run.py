@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmctl.config import DType, ModelSettings, Quantization, Settings
+from llmctl.config import ModelSettings, Settings
 from llmctl.errors import UsageError
+from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.services.bench.measure import (
     CallMaker,
@@ -50,8 +51,6 @@ Clock = Callable[[], float]
 Progress = Callable[[str], None]
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
-LOCAL_KIND = "huggingface"
-GGUF_KIND = "llamacpp"
 METRICS = ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "total_s")
 
 
@@ -171,10 +170,16 @@ def with_load_overrides(resolved: ResolvedModel, quantize: Quantization | None, 
     """The same model with ``--quantize``/``--dtype`` over its configured loading options."""
     if quantize is None and dtype is None:
         return resolved
-    if resolved.kind != LOCAL_KIND:
+    if not resolved.spec.local:
         raise UsageError(
             f"--quantize and --dtype apply to local models; {resolved.display_name} is served by an API.",
             hint="Drop those flags for a hosted model.",
+        )
+    if resolved.spec.model_files != "hf":
+        raise UsageError(
+            f"--quantize and --dtype apply to transformers models; {resolved.display_name} is stored quantized "
+            "as it runs.",
+            hint="Pick another of the repo's files instead (-m llamacpp/ORG/REPO:Q4_K_M).",
         )
     base = resolved.model_settings or ModelSettings(provider=resolved.provider_name, id=resolved.model_id)
     update: dict[str, Any] = {}
@@ -218,9 +223,9 @@ def run_bench(
         from llmctl.providers.registry import open_provider as registry_open
 
         open_provider = registry_open
-    gguf = resolved.kind == GGUF_KIND
-    transformers = resolved.kind == LOCAL_KIND
-    local = transformers or gguf
+    local = resolved.spec.local
+    transformers = resolved.spec.model_files == "hf"
+    gguf = resolved.spec.model_files == "gguf"
     calls = CallMaker(settings or Settings(), record=record, ignore_budget=ignore_budget)
 
     say("Importing the backend")
@@ -236,7 +241,7 @@ def run_bench(
         started = clock()
         provider.prepare()
         load_s = clock() - started
-        measurer = gguf_measurer if gguf else local_measurer if local else hosted_measurer
+        measurer = gguf_measurer if gguf else local_measurer if transformers else hosted_measurer
         measure = measurer(provider, options, clock, calls)
         warmups: list[RunMeasurement] = []
         runs: list[RunMeasurement] = []

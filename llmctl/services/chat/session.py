@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message
 from llmctl.errors import ContextLengthError, LlmctlError, UsageError
-from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.base import PromptTokens, Provider, ResolvedModel, count_prompt_tokens, for_chat
+from llmctl.providers.hosted.openai_tokens import PROXY_ENCODING, chat_tokens, openai_encoding_name
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services import interrupts, token_counting
 from llmctl.services.calls import Call, CallOutcome
@@ -46,33 +47,16 @@ ProviderOpener = Callable[[ResolvedModel], Provider]
 
 
 def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Provider:
-    """The provider for a chat: local models keep their KV cache between turns."""
-    provider = open_provider(resolved)
-    for_chat = getattr(provider, "for_chat", None)
-    if for_chat is not None:  # a provider that keeps state across turns (llama.cpp's KV cache)
-        chat_provider: Provider = for_chat(reuse_kv=kv_reuse)
-        return chat_provider
-    if resolved.kind == "huggingface":
-        from llmctl.providers.hf.kv_cache import KVCacheProvider
-        from llmctl.providers.hf.provider import HuggingFaceProvider
-
-        if isinstance(provider, HuggingFaceProvider):
-            return KVCacheProvider(provider, reuse=kv_reuse)
-    return provider
+    """The provider for a chat: one that keeps its KV cache between turns where the backend can."""
+    return for_chat(open_provider(resolved), reuse_kv=kv_reuse)
 
 
 def hosted_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> int:
-    """Offline: exact for OpenAI models with a known encoding, else an o200k_base estimate.
+    """Offline: exact for a model with a known OpenAI encoding, else an o200k_base estimate.
 
     (Anthropic's exact count is an API call; fitting the history every turn does without it.)
     """
-    encoding = token_counting.openai_encoding_name(resolved.model_id) if resolved.kind == "openai" else None
-    encoding = encoding or token_counting.PROXY_ENCODING
-    total = token_counting.TOKENS_TO_PRIME_REPLY
-    for message in messages:
-        total += token_counting.TOKENS_PER_MESSAGE + token_counting.text_tokens(encoding, message.role)
-        total += token_counting.text_tokens(encoding, message.content)
-    return total
+    return chat_tokens(openai_encoding_name(resolved.model_id) or PROXY_ENCODING, messages)
 
 
 def model_reference(resolved: ResolvedModel) -> str:
@@ -356,16 +340,15 @@ class ChatSession:
         else the one listed for a hosted model."""
         if not self._window_known:
             window = self._provider.context_window()
-            if window is None and self._provider.resolved.kind != "huggingface":
+            if window is None and not self._provider.resolved.spec.local:
                 window = token_counting.context_window(self._provider.resolved)
             self._window, self._window_known = window, True
         return self._window
 
     def _count(self, messages: Sequence[Message]) -> int:
-        counter = getattr(self._provider, "count_prompt_tokens", None)
-        if counter is not None:  # a local model: exact, with its tokenizer and chat template
-            counted: int = counter(messages)
-            return counted
+        counted = count_prompt_tokens(self._provider, messages)
+        if isinstance(counted, PromptTokens):  # a local model: exact, with its tokenizer and chat template
+            return counted.tokens
         return hosted_prompt_tokens(self._provider.resolved, messages)
 
     def _complete(self, user_text: str, call: CallOutcome) -> TurnOutcome:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmctl.config import HuggingFaceProviderSettings
 from llmctl.errors import LlmctlError
 from llmctl.hub.weights import precision_for
+from llmctl.provider_specs import dtype_of
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.models import hardware
 from llmctl.services.models.info import describe_local
@@ -23,12 +23,17 @@ class MemoryFit:
 def memory_fit(resolved: ResolvedModel, machine: hardware.Hardware | None = None) -> MemoryFit | None:
     """The estimate for a local model at its configured precision; ``None`` when it cannot be made."""
     try:
+        if resolved.spec.model_files == "gguf":  # stored at the precision it runs in: one estimate
+            from llmctl.services.models.gguf import describe_gguf
+
+            [row] = describe_gguf(resolved, machine=machine or hardware.detect(include_gpus=False)).estimates
+            devices = tuple(device for device, fits in row.fits.items() if fits)
+            return MemoryFit(row.precision, row.needed_bytes, bool(devices) if row.fits else None, devices)
         details = describe_local(resolved, machine=machine or hardware.detect(include_gpus=True))
     except (LlmctlError, OSError, ValueError):
         return None  # the call itself will say what is wrong with the model
     model_dtype = resolved.model_settings.dtype if resolved.model_settings else None
-    provider = resolved.provider_settings
-    provider_dtype = provider.dtype if isinstance(provider, HuggingFaceProviderSettings) else None
+    provider_dtype = dtype_of(resolved.provider_settings)
     precision = precision_for(details.configured_quantization, model_dtype or provider_dtype, details.checkpoint_dtype)
     for row in details.estimates:
         if row.precision == precision:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest
 from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
-from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.base import Provider, ResolvedModel, unsupported_params
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services import calls
 from llmctl.services.compare.cases import Case
@@ -25,7 +25,6 @@ from llmctl.services.compare.memory import MemoryFit, memory_fit
 from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, build_messages
 from llmctl.services.models import hardware
 
-LOCAL_KIND = "huggingface"
 # Errors that every further call on the model would repeat: the model's other calls are not made.
 _CANNOT_START = (AuthenticationError, MissingDependencyError, ModelNotFoundError, ConfigError)
 ProviderOpener = Callable[[ResolvedModel], Provider]
@@ -188,7 +187,7 @@ def prepare_models(references: Sequence[str], settings: Settings) -> list[ModelE
             entry.error, entry.hint = exc.message, exc.hint
         else:
             entry.resolved, entry.name, entry.provider = resolved, resolved.display_name, resolved.provider_name
-            entry.local = resolved.kind == LOCAL_KIND
+            entry.local = resolved.spec.local
             if entry.local:
                 machine = machine or hardware.detect()
                 entry.memory = memory_fit(resolved, machine)
@@ -301,7 +300,7 @@ def _run_model(
 def ignored_params_warning(provider: Provider, model: str, flags: frozenset[str]) -> list[str]:
     """Say so when a flag the user set does not reach this model (Anthropic's API takes no temperature):
     the comparison then differs in more than the model."""
-    ignored: frozenset[str] = getattr(provider, "ignored_params", frozenset())
+    ignored = unsupported_params(provider)
     names = [f"--{name.replace('_', '-')}" for name in sorted(ignored & flags)]
     return [f"{model} does not take {', '.join(names)}; ignored for it."] if names else []
 

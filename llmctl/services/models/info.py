@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Settings
+from llmctl.config import DEMO_MODEL_ALIAS, Settings
 from llmctl.errors import ModelNotFoundError
 from llmctl.hub.cache import cached_snapshot, folder_file_sizes, hub_cache_dir
 from llmctl.hub.weights import (
@@ -19,6 +19,7 @@ from llmctl.hub.weights import (
     tensor_stats,
 )
 from llmctl.paths import demo_model_dir
+from llmctl.provider_specs import cache_dir_of, quantization_of
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.folder import missing_weights
 from llmctl.providers.registry import resolve
@@ -166,17 +167,13 @@ def locate_local(resolved: ResolvedModel) -> LocalModel:
     folder = resolved.local_folder
     if folder is not None:
         return LocalModel(folder, "folder")
-    provider = resolved.provider_settings
-    cache_dir = provider.cache_dir if isinstance(provider, HuggingFaceProviderSettings) else None
-    snapshot = cached_snapshot(hub_cache_dir(cache_dir), resolved.model_id)
+    snapshot = cached_snapshot(hub_cache_dir(cache_dir_of(resolved.provider_settings)), resolved.model_id)
     return LocalModel(snapshot, "hf-cache", resolved.model_id, snapshot.name)
 
 
 def configured_quantization(resolved: ResolvedModel) -> str | None:
     model_q = resolved.model_settings.quantization if resolved.model_settings else None
-    provider = resolved.provider_settings
-    provider_q = provider.quantization if isinstance(provider, HuggingFaceProviderSettings) else None
-    return model_q or provider_q
+    return model_q or quantization_of(resolved.provider_settings)
 
 
 def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> ModelDetails:
@@ -288,10 +285,10 @@ def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
 def describe(reference: str | None, settings: Settings, *, machine: hw.Hardware | None = None) -> ModelDetails:
     """Details of the model ``reference`` names (alias, demo, folder, hf/ORG/NAME, or a hosted model)."""
     resolved = resolve(reference, settings)
-    if resolved.kind == "llamacpp":
+    if resolved.spec.model_files is None:
+        return describe_hosted(resolved)
+    if resolved.spec.model_files == "gguf":
         from llmctl.services.models.gguf import describe_gguf
 
         return describe_gguf(resolved, machine=machine if machine is not None else hw.detect())
-    if resolved.kind != "huggingface":
-        return describe_hosted(resolved)
     return describe_local(resolved, machine=machine if machine is not None else hw.detect())

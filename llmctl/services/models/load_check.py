@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DType, ModelSettings, Quantization, Settings
+from llmctl.config import ModelSettings, Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message, human_bytes
 from llmctl.errors import ProviderError, UsageError
 from llmctl.hub.weights import (
@@ -25,6 +25,7 @@ from llmctl.hub.weights import (
     precision_for,
     tensor_stats,
 )
+from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.registry import resolve
 from llmctl.services.models import hardware as hw
@@ -185,10 +186,15 @@ def load_and_test(
 ) -> LoadReport:
     """Load the model as ``generate`` would (with these overrides), measure it, and generate a few tokens."""
     resolved = resolve(reference, settings)
-    if resolved.kind != "huggingface":
+    if not resolved.spec.local:
         raise UsageError(
             f"{resolved.display_name} is a hosted model ({resolved.provider_name}); `models load` is for local models.",
             hint="Try it with: llmctl generate -m " + (reference or resolved.display_name) + ' "hello"',
+        )
+    if resolved.spec.model_files != "hf":
+        raise UsageError(
+            f"`models load` measures transformers models; {resolved.display_name} runs on {resolved.spec.label}.",
+            hint=f"Time it with: llmctl bench {reference or resolved.display_name}",
         )
     resolved = with_overrides(resolved, quantize=quantize, dtype=dtype, device=device)
     name = reference or resolved.display_name
