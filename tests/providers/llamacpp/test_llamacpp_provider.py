@@ -12,9 +12,10 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from llmctl.config import LlamaCppProviderSettings, Settings
-from llmctl.domain import FinishReason, GenerationParams, GenerationRequest, Message, TextDelta, collect
+from llmctl.config import Settings
+from llmctl.domain import CountSource, FinishReason, GenerationParams, GenerationRequest, Message, TextDelta, collect
 from llmctl.errors import ContextLengthError, ProviderError
+from llmctl.provider_specs import LlamaCppProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.prompt import merge_system_into_first_user, plain_transcript
 from llmctl.providers.llamacpp.provider import LlamaCppProvider
@@ -97,7 +98,8 @@ def test_greedy_output_and_counts_match_llama_cpp_python_called_directly(
     assert completion.usage.input_tokens == len(direct_ids)
     assert completion.usage.output_tokens == len(direct_out)
     assert completion.text == direct_text
-    assert provider.count_prompt_tokens(CHAT) == len(direct_ids)
+    counted = provider.count_prompt_tokens(CHAT)
+    assert (counted.tokens, counted.source, counted.context_window) == (len(direct_ids), CountSource.EXACT, 256)
 
 
 def test_prompt_ids_and_greedy_tokens_match_transformers_on_the_same_weights(
@@ -153,7 +155,7 @@ def test_a_template_that_fails_otherwise_is_one_provider_error(tiny_models: dict
 def test_counting_tokens_loads_only_the_vocabulary(tiny_ggufs: dict[str, Path]) -> None:
     provider = _provider(tiny_ggufs["q8_0"])
     try:
-        counted = provider.count_prompt_tokens(CHAT)
+        counted = provider.count_prompt_tokens(CHAT).tokens
         assert provider._loaded is not None and provider._loaded.vocab_only
         events = list(provider.stream(GenerationRequest(CHAT, GREEDY)))  # then the weights, for generating
         assert not provider._loaded.vocab_only
