@@ -324,3 +324,11 @@ def test_without_llama_cpp_python_the_error_names_the_extra(
     with pytest.raises(MissingDependencyError) as caught:
         _provider(tiny_ggufs["q8_0"]).prepare()
     assert caught.value.hint is not None and "pip install 'llmctl[gguf]'" in caught.value.hint
+
+
+def test_a_response_schema_constrains_the_answer_with_a_grammar(providers: dict[str, LlamaCppProvider]) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    request = GenerationRequest(CHAT, GenerationParams(temperature=0, max_tokens=12), response_schema=schema)
+    constrained = collect(providers["q8_0"].stream(request)).text
+    free = collect(providers["q8_0"].stream(GenerationRequest(CHAT, request.params))).text
+    assert constrained.startswith('{"answer": "') and not free.startswith("{")
