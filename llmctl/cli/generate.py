@@ -24,9 +24,8 @@ from llmctl.cli.options import (
     app_state,
 )
 from llmctl.cli.render import first_code_block, max_tokens_notice, stream_markdown, write_raw_stream
-from llmctl.domain import FinishReason, GenerationRequest, plural
-from llmctl.errors import LlmctlError, OutputError, UsageError
-from llmctl.services.generation import RunStatus
+from llmctl.domain import FinishReason, GenerationRequest, RunStatus, plural
+from llmctl.errors import ExitStatus, LlmctlError, OutputError, UsageError
 
 if TYPE_CHECKING:
     from llmctl.providers.base import Provider
@@ -192,7 +191,7 @@ def generate(
     for warning in warnings:
         output.warning(warning)
     if broken_pipe:
-        raise typer.Exit(0)
+        raise typer.Exit(ExitStatus.OK)
     if isinstance(failure, OutputError):
         raise failure
     mismatch: SchemaMismatch | None = None
@@ -203,11 +202,11 @@ def generate(
             output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
     except BrokenPipeError:
         _silence_stdout()
-        raise typer.Exit(0) from None
+        raise typer.Exit(ExitStatus.OK) from None
     except OSError:
         # The call is already recorded; the entry point says, in one line, why stdout failed.
         _silence_stdout()
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitStatus.FAILURE) from None
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:

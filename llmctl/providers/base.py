@@ -37,7 +37,14 @@ class ResolvedModel:
         return self.recorded_as or self.model_id
 
     @property
+    def short_name(self) -> str:
+        """The alias, else the model id alone: the ``model`` of a result (``generate --json``)."""
+        return self.alias or self.model_id
+
+    @property
     def display_name(self) -> str:
+        """What to type (-m) to get this model again, and its name in messages: the alias, the folder,
+        or PROVIDER/MODEL-ID."""
         if self.alias:
             return self.alias
         if self.model_id.startswith("/"):  # a local folder names itself

@@ -9,6 +9,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
+from llmctl.errors import ExitStatus
 
 
 def rm(
@@ -39,7 +40,7 @@ def rm(
         question = f"Remove {what} ({human_bytes(removal.freed_bytes)}) from {removal.path.parent}?"
         if not typer.confirm(question, default=False, err=True):
             output.status("Nothing removed.")
-            raise typer.Exit(1)
+            raise typer.Exit(ExitStatus.FAILURE)
     freed = execute_removal(removal)
     if as_json:
         output.print_json(

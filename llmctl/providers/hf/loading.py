@@ -20,6 +20,7 @@ from llmctl.errors import MissingDependencyError, ModelNotFoundError, ProviderEr
 from llmctl.provider_specs import DType, HuggingFaceProviderSettings, Quantization
 from llmctl.providers.base import PromptTokens, ResolvedModel
 from llmctl.providers.hf.folder import check_weights, load_failure, tokenizer_error, weights_error
+from llmctl.providers.hf.model_config import context_window_from_config
 from llmctl.providers.registry import is_repo_id
 
 
@@ -96,14 +97,6 @@ def _torch_dtype(dtype: DType) -> Any:
     import torch
 
     return getattr(torch, dtype)
-
-
-def context_window_of(config: Any) -> int | None:
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def default_hub_cache() -> Path:
@@ -217,7 +210,7 @@ def load_model(resolved: ResolvedModel) -> LoadedModel:
     except Exception as exc:  # transformers, safetensors and torch raise many types; each becomes one line
         raise _model_load_error(resolved, source, exc) from exc
     model.eval()
-    window = options.context_window or context_window_of(model.config)
+    window = options.context_window or context_window_from_config(model.config)
     return LoadedModel(model=model, tokenizer=tokenizer, source=source, context_window=window)
 
 
@@ -289,7 +282,7 @@ def load_tokenizer(resolved: ResolvedModel) -> LoadedTokenizer:
         config = AutoConfig.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
     except Exception as exc:  # a config.json that does not parse, or names an unknown architecture
         raise load_failure(resolved.display_name, exc) from exc
-    return LoadedTokenizer(tokenizer, source, options.context_window or context_window_of(config))
+    return LoadedTokenizer(tokenizer, source, options.context_window or context_window_from_config(config))
 
 
 def count_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> PromptTokens:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from llmctl.domain import (
@@ -25,7 +24,7 @@ from llmctl.domain import (
 )
 from llmctl.errors import ContextLengthError, ProviderError
 from llmctl.providers.base import Provider, ResolvedModel
-from llmctl.providers.hf.loading import LoadedModel, load_model
+from llmctl.providers.hf.loading import LoadedModel, LoadOptions, load_model
 from llmctl.providers.hf.prompt import prompt_token_ids
 
 DEFAULT_MAX_NEW_TOKENS = 512
@@ -98,12 +97,6 @@ def start_intra_op_pool() -> None:
     torch.ones(1 << 16).add_(1)  # above ATen's grain size (32,768 elements): it runs in parallel
 
 
-@dataclass
-class GenerationOutcome:
-    generated_ids: list[int]
-    stopped_by_user: bool = False
-
-
 class _QueueStreamer:
     """transformers' streamer interface: receives new token ids from generate()."""
 
@@ -151,6 +144,41 @@ class HuggingFaceProvider:
 
     def close(self) -> None:
         self._loaded = None
+
+    # What bench and `models load` report about the runtime (see runtime.py).
+    def preload_libraries(self) -> None:
+        from llmctl.providers.hf.runtime import import_libraries
+
+        import_libraries(quantize=LoadOptions.for_model(self._resolved).quantization is not None)
+
+    def runtime_facts(self) -> dict[str, str | int | None]:
+        from llmctl.providers.hf.runtime import runtime_facts
+
+        return runtime_facts(self)
+
+    def reset_peak_memory(self) -> None:
+        from llmctl.providers.hf.runtime import reset_peak_memory
+
+        reset_peak_memory()
+
+    def peak_accelerator_memory(self) -> int | None:
+        from llmctl.providers.hf.runtime import peak_accelerator_memory
+
+        return peak_accelerator_memory()
+
+    def fixed_prompt_ids(self, count: int) -> list[int]:
+        """Exactly ``count`` prompt token ids (for bench)."""
+        from llmctl.providers.hf.fixed_run import exact_prompt_ids
+
+        return exact_prompt_ids(self.loaded.tokenizer, count)
+
+    def stream_fixed(
+        self, prompt_ids: list[int], new_tokens: int, on_token: Callable[[], None]
+    ) -> Iterator[StreamEvent]:
+        """Exactly ``new_tokens`` greedy tokens from ``prompt_ids``, ``on_token`` stamping each (for bench)."""
+        from llmctl.providers.hf.fixed_run import stream_fixed
+
+        return stream_fixed(self, prompt_ids, new_tokens, on_token)
 
     def for_chat(self, *, reuse_kv: bool) -> Provider:
         """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""

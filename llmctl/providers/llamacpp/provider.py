@@ -136,16 +136,6 @@ class _Vocab:
         return text.decode("utf-8", errors="replace")
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """How the loaded model runs (for ``bench``)."""
-
-    threads: int
-    n_ctx: int
-    n_gpu_layers: int
-    quantization: str | None
-
-
 @dataclass
 class _Loaded:
     llm: Any  # llama_cpp.Llama
@@ -256,11 +246,6 @@ class LlamaCppProvider:
     def prepare(self) -> None:
         self._load()
 
-    def runtime(self) -> Runtime:
-        loaded = self._load()
-        options = loaded.options
-        return Runtime(options.threads, options.n_ctx, options.n_gpu_layers, loaded.header.quantization)
-
     def context_window(self) -> int | None:
         if self._shared is not None:
             return self._shared.context_window()
@@ -303,14 +288,30 @@ class LlamaCppProvider:
         input_ids = self.prompt_ids(request.messages)
         yield from self.stream_ids(input_ids, request.params, schema=request.response_schema)
 
-    def exact_prompt_ids(self, count: int, text: str) -> list[int]:
-        """Exactly ``count`` token ids (BOS, then ``text``'s ids repeated): ``bench``'s prompt."""
+    def fixed_prompt_ids(self, count: int) -> list[int]:
+        """Exactly ``count`` token ids (BOS, then prose's ids repeated): ``bench``'s prompt."""
+        from llmctl.providers.hf.fixed_run import FILLER
+
         llm = self._load().llm
-        body: list[int] = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        body: list[int] = llm.tokenize(FILLER.encode("utf-8"), add_bos=False, special=False)
         ids = [llm.token_bos()] if llm.token_bos() >= 0 else []
         while body and len(ids) < count:
             ids.extend(body)
         return ids[:count]
+
+    def stream_fixed(
+        self, prompt_ids: list[int], new_tokens: int, on_token: Callable[[], None]
+    ) -> Iterator[StreamEvent]:
+        """Exactly ``new_tokens`` greedy tokens (past end tokens), ``on_token`` stamping each when sampled."""
+        params = GenerationParams(temperature=0, max_tokens=new_tokens)
+        return self.stream_ids(prompt_ids, params, until_max_tokens=True, on_token=on_token)
+
+    def runtime_facts(self) -> dict[str, str | int | None]:
+        """What ``bench`` reports of how the model runs."""
+        loaded = self._load()
+        options = loaded.options
+        device = "cpu" if not options.n_gpu_layers else f"cpu + GPU ({options.n_gpu_layers} layers offloaded)"
+        return {"device": f"{device}, llama.cpp", "dtype": loaded.header.quantization, "threads": options.threads}
 
     def stream_ids(
         self,

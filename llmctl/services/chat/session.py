@@ -25,9 +25,6 @@ from llmctl.providers.registry import open_provider, resolve
 from llmctl.services import interrupts, token_counting
 from llmctl.services.calls import Call, CallOutcome
 from llmctl.services.chat.conversation import (
-    STATUS_ERROR,
-    STATUS_INTERRUPTED,
-    STATUS_OK,
     Conversation,
     Turn,
     UsageTotals,
@@ -35,7 +32,7 @@ from llmctl.services.chat.conversation import (
     usage_totals,
 )
 from llmctl.services.chat.store import ConversationStore
-from llmctl.services.generation import GenerationResult, RunStatus, check_input_size
+from llmctl.services.generation import GenerationResult, check_input_size
 from llmctl.services.usage.pricing import Price, price_for, unknown_price_hint
 
 # Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
@@ -57,13 +54,6 @@ def hosted_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -
     (Anthropic's exact count is an API call; fitting the history every turn does without it.)
     """
     return chat_tokens(openai_encoding_name(resolved.model_id) or PROXY_ENCODING, messages)
-
-
-def model_reference(resolved: ResolvedModel) -> str:
-    """What to type (-m) to get this model again: the alias, the folder, or PROVIDER/MODEL-ID."""
-    return resolved.alias or (
-        resolved.model_id if resolved.model_id.startswith("/") else f"{resolved.provider_name}/{resolved.model_id}"
-    )
 
 
 @dataclass(frozen=True)
@@ -96,12 +86,11 @@ class ContextState:
 def turn_of(user_text: str, resolved: ResolvedModel, call: CallOutcome) -> Turn:
     """The conversation turn a finished call makes (whatever ended it)."""
     result = call.result
-    status = {RunStatus.OK: STATUS_OK, RunStatus.INTERRUPTED: STATUS_INTERRUPTED, RunStatus.ERROR: STATUS_ERROR}
     return Turn(
         user=user_text,
         reply=result.completion.text,
-        model=model_reference(resolved),
-        status=status[result.status],
+        model=resolved.display_name,
+        status=result.status,
         finish_reason=result.completion.finish_reason.value,
         usage=result.completion.usage,
         cost_usd=call.cost_usd,
@@ -122,7 +111,7 @@ def save_one_shot(
 
     Returns a warning when the store refuses it (the answer was shown; nothing else is lost).
     """
-    conversation = Conversation(id=conversation_id, model=model_reference(resolved), system=system)
+    conversation = Conversation(id=conversation_id, model=resolved.display_name, system=system)
     conversation.turns.append(turn_of(user_text, resolved, call))
     try:
         store.save(conversation)
@@ -192,9 +181,9 @@ class ChatSession:
         resolved = resolve(model if model is not None or conversation is None else conversation.model, settings)
         self._provider = opener(resolved)
         if conversation is None:
-            conversation = Conversation(id=new_conversation_id(), model=model_reference(resolved), system=system)
+            conversation = Conversation(id=new_conversation_id(), model=resolved.display_name, system=system)
         else:
-            conversation.model = model_reference(resolved)
+            conversation.model = resolved.display_name
             if system is not None:
                 conversation.system = system
         self._conversation = conversation
@@ -381,7 +370,7 @@ class ChatSession:
     def reset(self) -> Conversation:
         """Start a new conversation with the same model and system prompt."""
         self._conversation = Conversation(
-            id=new_conversation_id(), model=model_reference(self._provider.resolved), system=self._conversation.system
+            id=new_conversation_id(), model=self._provider.resolved.display_name, system=self._conversation.system
         )
         self._context = ContextState()
         return self._conversation
@@ -403,7 +392,7 @@ class ChatSession:
         self._provider.close()
         self._provider = provider
         self._price_known = self._window_known = False
-        self._conversation.model = model_reference(resolved)
+        self._conversation.model = resolved.display_name
         self._context.start = 0  # a new window size: fit again from the start
         self._save()
         return resolved

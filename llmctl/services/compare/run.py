@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from llmctl.config import Settings
-from llmctl.domain import GenerationParams, GenerationRequest
+from llmctl.domain import GenerationParams, GenerationRequest, RunStatus
 from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
 from llmctl.providers.base import Provider, ResolvedModel, unsupported_params
 from llmctl.providers.registry import open_provider, resolve
@@ -22,7 +22,7 @@ from llmctl.services import calls
 from llmctl.services.compare.cases import Case
 from llmctl.services.compare.checks import NOT_JUDGED, CheckResult, Verdict, failed_call_results, run_checks
 from llmctl.services.compare.memory import MemoryFit, memory_fit
-from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, build_messages
+from llmctl.services.generation import GenerationResult, GenerationRun, build_messages
 from llmctl.services.models import hardware
 
 # Errors that every further call on the model would repeat: the model's other calls are not made.
@@ -78,9 +78,9 @@ def run_one(
     recorded = call.outcome
     result = recorded.result
     notes = call.warnings + recorded.warnings
-    error = None
+    error: str | None = None
     if result.status is RunStatus.INTERRUPTED:
-        error = "interrupted"
+        error = RunStatus.INTERRUPTED
     elif result.error is not None:
         error = result.error.message
     cannot_start = isinstance(result.error, _CANNOT_START)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,12 @@ from llmctl.hub.cache import Removal, cached_models, find_cached, hub_cache_dir,
 from llmctl.hub.weights import tensor_stats
 from llmctl.paths import demo_model_dir
 from llmctl.provider_specs import SPECS, cache_dir_of, quantization_of, spec_for
+from llmctl.providers.hf.model_config import (
+    architecture_from_config,
+    context_window_from_config,
+    quantization_method,
+    read_model_config,
+)
 from llmctl.providers.hosted.base import RemoteModel
 from llmctl.providers.llamacpp.files import is_gguf_snapshot
 from llmctl.providers.registry import folder_path, is_repo_id, load_factory, resolve, written_as_path
@@ -54,39 +59,17 @@ def folder_size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def read_model_config(folder: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _local_details(folder: Path) -> dict[str, Any]:
     config = read_model_config(folder)
-    architectures = config.get("architectures") or []
-    window = next(
-        (
-            config[k]
-            for k in ("max_position_embeddings", "n_positions", "max_sequence_length")
-            if isinstance(config.get(k), int)
-        ),
-        None,
-    )
     stats = tensor_stats(folder)
     return {
         "location": str(folder),
-        "architecture": architectures[0] if architectures else config.get("model_type"),
-        "context_window": window,
+        "architecture": architecture_from_config(config),
+        "context_window": context_window_from_config(config),
         "size_bytes": folder_size(folder),
         "parameters": stats.parameters if stats else None,
-        "quantization": _checkpoint_quantization(config),
+        "quantization": quantization_method(config),
     }
-
-
-def _checkpoint_quantization(config: dict[str, Any]) -> str | None:
-    quant = config.get("quantization_config")
-    return str(quant.get("quant_method") or "quantized") if isinstance(quant, dict) else None
 
 
 def _alias_details(settings: Settings, alias: str, model: ModelSettings, kind: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,51 +21,18 @@ from llmctl.paths import demo_model_dir
 from llmctl.provider_specs import cache_dir_of, quantization_of
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.folder import missing_weights
+from llmctl.providers.hf.model_config import (
+    architecture_from_config,
+    checkpoint_quantization,
+    context_window_from_config,
+    read_json,
+    read_model_config,
+)
 from llmctl.providers.registry import resolve
 from llmctl.redaction import redact
 from llmctl.services.models import hardware as hw
 
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def context_window_from_config(config: Mapping[str, Any]) -> int | None:
-    for key in CONTEXT_KEYS:
-        value = config.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    text = config.get("text_config")  # multimodal models keep the language model's settings here
-    return context_window_from_config(text) if isinstance(text, Mapping) else None
-
-
-def architecture_from_config(config: Mapping[str, Any]) -> str | None:
-    architectures = config.get("architectures")
-    if isinstance(architectures, list) and architectures:
-        return str(architectures[0])
-    model_type = config.get("model_type")
-    return str(model_type) if model_type else None
-
-
-def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
-    """How a pre-quantized checkpoint was quantized (GPTQ, AWQ, bitsandbytes, FP8 ...), if it was."""
-    quant = config.get("quantization_config")
-    if not isinstance(quant, Mapping):
-        return None
-    method = str(quant.get("quant_method") or "quantized")
-    bits = quant.get("bits")
-    if quant.get("load_in_4bit"):
-        bits = 4
-    elif quant.get("load_in_8bit"):
-        bits = 8
-    return f"{method} {bits}-bit" if bits else method
 
 
 def chat_template_source(folder: Path) -> str | None:
@@ -185,7 +151,7 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
             + (" (or its download is incomplete)." if local.source == "hf-cache" else "."),
             hint=f"Run `llmctl models download {local.repo_id}` to finish it." if local.repo_id else None,
         )
-    config = read_json(folder / "config.json")
+    config = read_model_config(folder)
     stats = tensor_stats(folder)
     files = folder_file_sizes(folder)
     notes = []
@@ -258,7 +224,7 @@ def architecture_stats(folder: Path, config: Mapping[str, Any]) -> TensorStats |
     dtype = _HEADER_DTYPES.get(str(checkpoint_dtype(config, None)), "BF16")
     header = {name: {"shape": shape, "dtype": dtype} for name, shape in shapes.items()}
     stats = TensorStats.from_headers({"config.json": header})
-    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, stored_bytes=0, files=())
+    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, files=())
 
 
 def describe_hosted(resolved: ResolvedModel) -> ModelDetails:

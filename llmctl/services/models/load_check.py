@@ -8,7 +8,6 @@ and the quantization that would fit, instead of swapping the machine to a halt.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -19,21 +18,21 @@ from llmctl.config import ModelSettings, Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message, human_bytes
 from llmctl.errors import ProviderError, UsageError
 from llmctl.hub.weights import (
-    DTYPE_BYTES,
     checkpoint_dtype,
+    dtype_bytes,
     estimate_weights,
     precision_for,
     tensor_stats,
 )
 from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf.model_config import read_model_config
 from llmctl.providers.registry import resolve
 from llmctl.services.models import hardware as hw
-from llmctl.services.models.info import locate_local, read_json
+from llmctl.services.models.info import locate_local
 
 DEFAULT_TEST_PROMPT = "Say hello in one short sentence."
 DEFAULT_TEST_TOKENS = 32
-_DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -110,10 +109,10 @@ def check_fit(resolved: ResolvedModel, machine: hw.Hardware | None = None) -> Fi
     if stats is None:
         return None
     quantization, dtype, device_map = _effective(resolved)
-    stored = checkpoint_dtype(read_json(folder / "config.json"), stats)
+    stored = checkpoint_dtype(read_model_config(folder), stats)
     precision = precision_for(quantization, dtype, stored)
     effective_dtype = dtype if dtype != "auto" else (stored or "bfloat16")
-    rest = _DTYPE_BYTES.get(effective_dtype, DTYPE_BYTES.get(effective_dtype, 2))
+    rest = dtype_bytes(effective_dtype)
     weights = estimate_weights(stats, precision, rest_bytes=rest)
     machine = machine or hw.detect(include_gpus=device_map != "cpu", gpu_free=True)
     target, available = _capacity(device_map, machine)
@@ -160,19 +159,6 @@ def refusal(check: FitCheck, resolved: ResolvedModel, reference: str) -> Provide
     )
 
 
-def _import_libraries(*, quantize: bool) -> None:
-    """Import the local-model stack before the load is timed."""
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # it warns at import about optional CPU kernels
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-
-        if quantize:
-            import bitsandbytes  # noqa: F401
-    except ImportError:
-        pass  # load_model says which package is missing and how to install it
-
-
 def load_and_test(
     reference: str | None,
     settings: Settings,
@@ -202,12 +188,12 @@ def load_and_test(
     check = check_fit(resolved)  # reads headers and (with GPUs possible) imports torch: before any weights
     if check is not None and not check.fits and not force:
         raise refusal(check, resolved, name)
-    _import_libraries(quantize=_effective(resolved)[0] is not None)
-    import_seconds = time.perf_counter() - started
     from llmctl.providers.hf.provider import HuggingFaceProvider
     from llmctl.services.generation import GenerationRun
 
     provider = HuggingFaceProvider(resolved)
+    provider.preload_libraries()
+    import_seconds = time.perf_counter() - started
     started = time.perf_counter()
     provider.prepare()
     load_seconds = time.perf_counter() - started
