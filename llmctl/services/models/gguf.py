@@ -10,7 +10,7 @@ from llmctl.domain import human_bytes
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.llamacpp import files as gguf_files
 from llmctl.providers.llamacpp.gguf_file import GgufFileError, GgufHeader, read_gguf_header
-from llmctl.providers.llamacpp.provider import LlamaCppOptions
+from llmctl.providers.llamacpp.llama import LlamaCppOptions
 from llmctl.services.models import hardware as hw
 from llmctl.services.models.catalog import ModelEntry
 from llmctl.services.models.info import EstimateRow, ModelDetails

@@ -309,7 +309,7 @@ def test_a_model_that_cannot_fit_in_memory_is_refused_before_loading(
 
     monkeypatch.setattr(module, "available_memory", lambda: 1000)
     opened: list[Path] = []
-    monkeypatch.setattr(module, "_open_llama", lambda path, *a, **k: opened.append(path))
+    monkeypatch.setattr(module, "open_llama", lambda path, *a, **k: opened.append(path))
     with pytest.raises(ProviderError, match=r"needs about .* of memory \(weights and KV cache\); 1.00 KB is available"):
         _provider(tiny_ggufs["q8_0"]).prepare()
     assert opened == []
