@@ -44,7 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo: llmctl, tests.tiny_gguf
 
 from _common import describe, load_average, machine, table
-from local_generation import CORPUS, LLAMA3_TEMPLATE
+from local_generation import CORPUS
+
+from tests.tiny_models import LLAMA3_TEMPLATE
 
 GOAL_VS_DIRECT = 0.95
 GOAL_Q8_VS_TRANSFORMERS = 5.0
