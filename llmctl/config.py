@@ -242,7 +242,7 @@ class _UnknownProvider(ValueError):
 def _format_loc(loc: tuple[int | str, ...]) -> tuple[str, ...]:
     """Pydantic's error location as a TOML key path (dropping the union tag)."""
     parts = [str(p) for p in loc]
-    if len(parts) > 2 and parts[0] == "providers" and parts[2] in ("huggingface", "openai", "anthropic"):
+    if len(parts) > 2 and parts[0] == "providers" and parts[2] in SPECS:
         del parts[2]
     return tuple(parts)
 

@@ -53,6 +53,17 @@ class HuggingFaceProviderSettings(StrictModel):
     cache_dir: str | None = None
 
 
+class LlamaCppProviderSettings(StrictModel):
+    """GGUF models through llama.cpp (llama-cpp-python, the ``gguf`` extra), in this process."""
+
+    kind: Literal["llamacpp"] = "llamacpp"
+    threads: int | None = Field(default=None, ge=1, le=4096)  # unset: this machine's physical cores
+    n_ctx: int | None = Field(default=None, ge=16, le=2**31 - 1)  # unset: the model's, at most 4096
+    n_gpu_layers: int = Field(default=0, ge=-1, le=100_000)  # layers offloaded to a GPU build; -1: all
+    n_batch: int = Field(default=512, ge=1, le=1_048_576)  # prompt tokens per llama_decode call
+    cache_dir: str | None = None  # the Hugging Face cache to find ORG/REPO's .gguf files in
+
+
 class _HostedProviderSettings(StrictModel):
     base_url: str | None = None
     api_key_env: str | None = None
@@ -106,7 +117,9 @@ class AnthropicProviderSettings(_HostedProviderSettings):
     kind: Literal["anthropic"] = "anthropic"
 
 
-AnyProviderSettings = HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings
+AnyProviderSettings = (
+    HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings | LlamaCppProviderSettings
+)
 ProviderSettings = Annotated[AnyProviderSettings, Field(discriminator="kind")]
 HostedSettings = OpenAIProviderSettings | AnthropicProviderSettings
 
@@ -125,8 +138,9 @@ class ProviderSpec:
     pricing_vendor: str | None = None  # genai-prices provider id; None: never priced
     vendor: str | None = None  # who runs the official API ("OpenAI"), for messages
     # The files a local model is (how `models info/list/rm` read it): "hf" is a Hugging Face folder
-    # (config.json + safetensors), in the HF cache or anywhere on disk. None for hosted models.
-    model_files: Literal["hf"] | None = None
+    # (config.json + safetensors), "gguf" one .gguf file; in the HF cache or anywhere on disk. None for
+    # hosted models.
+    model_files: Literal["hf", "gguf"] | None = None
     # "module:function(resolved, messages) -> PromptTokens | Uncountable", imported only to count: a
     # count must not need the adapter (or its SDK) when it can be made offline.
     prompt_counter: str | None = None
@@ -144,6 +158,16 @@ SPECS: dict[str, ProviderSpec] = {
             label="Hugging Face",
             model_files="hf",
             prompt_counter="llmctl.providers.hf.loading:count_prompt_tokens",
+        ),
+        ProviderSpec(
+            kind="llamacpp",
+            settings=LlamaCppProviderSettings,
+            adapter="llmctl.providers.llamacpp.provider:LlamaCppProvider",
+            extra="gguf",
+            local=True,
+            label="llama.cpp (GGUF)",
+            model_files="gguf",
+            prompt_counter="llmctl.providers.llamacpp.provider:count_prompt_tokens",
         ),
         ProviderSpec(
             kind="openai",

@@ -78,3 +78,16 @@ def run_llmctl(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_ggufs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny Llama as GGUF files: ``f32``, ``f16``, ``q8_0`` (chat template in the metadata), and
+    ``no-template`` (f32, none)."""
+    pytest.importorskip("gguf")
+    from tests.tiny_gguf import OUTTYPES, write_gguf
+
+    root = tmp_path_factory.mktemp("tiny-gguf")
+    files = {t: write_gguf(tiny_models["llama"], root / f"tiny-llama-{t}.gguf", t) for t in OUTTYPES}
+    files["no-template"] = write_gguf(tiny_models["llama"], root / "no-template.gguf", with_template=False)
+    return files

@@ -32,6 +32,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "added_tokens.json",
     "chat_template.*",
 )
+GGUF_SUFFIX = ".gguf"  # one file with the weights, the tokenizer and the chat template: llama.cpp's format
 # Weight formats llmctl does not load unless the config allows them: never fetched by default.
 OTHER_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".gguf", ".onnx", ".h5", ".msgpack", ".ckpt", ".tflite", ".ot")
 
@@ -112,6 +113,11 @@ class DownloadPlan:
     @property
     def remaining_bytes(self) -> int:
         return sum(f.remaining_bytes for f in self.files)
+
+    @property
+    def gguf_files(self) -> list[str]:
+        """The GGUF files this plan fetches (llama.cpp models, run with -m llamacpp/ORG/REPO)."""
+        return [f.path for f in self.files if f.path.endswith(GGUF_SUFFIX)]
 
     @property
     def snapshot_dir(self) -> Path:
@@ -246,7 +252,16 @@ def plan_download(
 
 
 def _warnings(selected: list[str], skipped: list[str], include: Sequence[str]) -> list[str]:
+    if any(p.endswith(GGUF_SUFFIX) for p in selected):
+        return []  # a GGUF file is the whole model for llama.cpp: no config.json, no tokenizer files needed
     warnings = []
+    ggufs = [p for p in skipped if p.endswith(GGUF_SUFFIX)]
+    if ggufs and not any(p.endswith(".safetensors") for p in selected + skipped):
+        example = next((p for p in ggufs if "Q4_K_M" in p), ggufs[0])
+        return [
+            f"This repository has GGUF files ({len(ggufs)}), which llama.cpp runs; pick one with "
+            f"--include '{example}' (or a pattern such as '*Q4_K_M.gguf')."
+        ]
     if not any(p.endswith(".safetensors") for p in selected):
         others = [p for p in skipped if p.endswith(OTHER_WEIGHT_SUFFIXES)]
         if others:

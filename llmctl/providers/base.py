@@ -57,7 +57,7 @@ class ResolvedModel:
 
         The registry makes every folder absolute, so a relative id is never read from the current directory.
         """
-        if self.spec.local and os.path.isabs(self.model_id):
+        if self.spec.model_files == "hf" and os.path.isabs(self.model_id):
             return Path(self.model_id)
         return None
 

@@ -4,8 +4,8 @@ Resolution order for a reference:
 1. nothing given: the config's ``default_model`` (``demo`` out of the box);
 2. an alias from ``[models.NAME]``;
 3. ``demo``: the tiny model shipped inside the package;
-4. a path to a local Hugging Face model folder, only when written as one (``./x``, ``../x``,
-   ``/x``, ``~/x``);
+4. a path, only when written as one (``./x``, ``../x``, ``/x``, ``~/x``): a ``.gguf`` file runs on
+   llama.cpp (the built-in ``llamacpp`` provider), anything else is a local Hugging Face model folder;
 5. ``provider/model-id``, split at the first ``/`` (so ``hf/org/repo`` works).
 
 A Hub repo id is never looked up as a folder: ``hf/microsoft/phi-2`` (or an alias with
@@ -34,6 +34,7 @@ ProviderFactory = Callable[[ResolvedModel], Provider]
 # that never generate never pay for torch or a vendor SDK.
 ADAPTERS: dict[str, str] = {kind: spec.adapter for kind, spec in SPECS.items()}
 
+GGUF_PROVIDER = "llamacpp"  # the built-in provider a path to a .gguf file runs on
 DEMO_MODEL_ID = "llmctl/demo"  # what models list, the ledger and logs call the built-in demo model
 
 
@@ -66,6 +67,26 @@ def _local_folder(written: str, *, what: str) -> Path:
     return folder
 
 
+def is_gguf_name(reference: str) -> bool:
+    return reference.lower().endswith(".gguf")
+
+
+def _gguf_file(written: str, *, what: str) -> Path:
+    path = folder_path(written)
+    if path.is_dir():
+        raise ModelNotFoundError(f"{path} is a folder, not a GGUF file ({what}).")
+    if not path.is_file():
+        raise ModelNotFoundError(f"No GGUF file at {path} ({what}).")
+    return path
+
+
+def _local_path(resolved: ResolvedModel, written: str, *, what: str) -> Path:
+    """The file or folder a local model written as a path is, as its backend's files are laid out."""
+    if resolved.spec.model_files == "gguf":
+        return _gguf_file(written, what=what)
+    return _local_folder(written, what=what)
+
+
 def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
     """Turn a model reference into a ResolvedModel, or explain why it cannot be."""
     reference = (reference or settings.default_model).strip()
@@ -78,6 +99,10 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
     if reference == DEMO_MODEL_ALIAS:
         demo = _resolved(settings, "hf", str(demo_model_dir()), None, alias=DEMO_MODEL_ALIAS)
         return replace(demo, recorded_as=DEMO_MODEL_ID)
+
+    if written_as_path(reference) and is_gguf_name(reference):
+        gguf = _gguf_file(reference, what=f"from {reference}")
+        return _resolved(settings, GGUF_PROVIDER, str(gguf), None, alias=None)
 
     if written_as_path(reference):
         folder = _local_folder(reference, what=f"from {reference}")
@@ -119,15 +144,21 @@ def _resolved_alias(alias: str, settings: Settings) -> ResolvedModel:
         return resolved  # a hosted API's model name, which may well look like a path (vLLM's "/models/x")
     if model.path is not None or written_as_path(model.reference):
         key = "path" if model.path is not None else "id"
-        folder = _local_folder(model.reference, what=f"models.{alias}.{key}")
-        return _resolved(settings, model.provider, str(folder), model, alias=alias)
+        local = _local_path(resolved, model.reference, what=f"models.{alias}.{key}")
+        return _resolved(settings, model.provider, str(local), model, alias=alias)
     _check_repo_id(resolved, f"models.{alias}.id")
     return resolved
 
 
 def _check_repo_id(resolved: ResolvedModel, where: str) -> None:
     """A local model named by anything but a path must be a Hub repo id (looked up in the cache only)."""
-    if resolved.spec.local and not is_repo_id(resolved.model_id):
+    if resolved.spec.model_files == "gguf":
+        if not is_repo_id(resolved.model_id.partition(":")[0]):
+            raise ModelNotFoundError(
+                f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME, optionally :QUANT).",
+                hint='For a GGUF file write a path (./model.gguf, /abs/model.gguf), or path = "..." in an alias.',
+            )
+    elif resolved.spec.local and not is_repo_id(resolved.model_id):
         raise ModelNotFoundError(
             f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME).",
             hint='For a local folder write a path (./folder, /abs/folder, ~/folder), or path = "..." in an alias.',

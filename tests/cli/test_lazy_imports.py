@@ -26,6 +26,7 @@ HEAVY = (
     "huggingface_hub",
     "tokenizers",
     "safetensors",
+    "llama_cpp",
 )
 
 PROBE = r"""

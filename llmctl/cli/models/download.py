@@ -235,6 +235,12 @@ def _show_result(result: DownloadResult, *, as_json: bool) -> None:
 
     plan = result.plan
     name = f"hf/{plan.repo_id}"
+    if plan.gguf_files:
+        from llmctl.providers.llamacpp.files import model_files, quantization_in_name
+
+        fetched = model_files(plan.gguf_files)
+        quantization = quantization_in_name(fetched[0]) if len(fetched) == 1 else None
+        name = f"llamacpp/{plan.repo_id}" + (f":{quantization}" if quantization else "")
     if as_json:
         output.print_json(
             {

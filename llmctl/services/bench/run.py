@@ -173,6 +173,12 @@ def with_load_overrides(resolved: ResolvedModel, quantize: Quantization | None, 
             f"--quantize and --dtype apply to local models; {resolved.display_name} is served by an API.",
             hint="Drop those flags for a hosted model.",
         )
+    if resolved.spec.model_files != "hf":
+        raise UsageError(
+            f"--quantize and --dtype apply to transformers models; {resolved.display_name} is stored quantized "
+            "as it runs.",
+            hint="Pick another of the repo's files instead (-m llamacpp/ORG/REPO:Q4_K_M).",
+        )
     base = resolved.model_settings or ModelSettings(provider=resolved.provider_name, id=resolved.model_id)
     update: dict[str, Any] = {}
     if quantize is not None:

@@ -23,6 +23,12 @@ class MemoryFit:
 def memory_fit(resolved: ResolvedModel, machine: hardware.Hardware | None = None) -> MemoryFit | None:
     """The estimate for a local model at its configured precision; ``None`` when it cannot be made."""
     try:
+        if resolved.spec.model_files == "gguf":  # stored at the precision it runs in: one estimate
+            from llmctl.services.models.gguf import describe_gguf
+
+            [row] = describe_gguf(resolved, machine=machine or hardware.detect(include_gpus=False)).estimates
+            devices = tuple(device for device, fits in row.fits.items() if fits)
+            return MemoryFit(row.precision, row.needed_bytes, bool(devices) if row.fits else None, devices)
         details = describe_local(resolved, machine=machine or hardware.detect(include_gpus=True))
     except (LlmctlError, OSError, ValueError):
         return None  # the call itself will say what is wrong with the model

@@ -21,6 +21,7 @@ from llmctl.providers.hf.model_config import (
     read_model_config,
 )
 from llmctl.providers.hosted.base import RemoteModel
+from llmctl.providers.llamacpp.files import is_gguf_snapshot
 from llmctl.providers.registry import folder_path, is_repo_id, load_factory, resolve, written_as_path
 from llmctl.redaction import redact
 
@@ -111,6 +112,8 @@ def cached_entries(settings: Settings) -> list[ModelEntry]:
     entries = []
     for repo in cached_models(hub_cache_dir(cache_dir)):
         snapshot = repo.snapshot()
+        if snapshot is not None and is_gguf_snapshot(snapshot):
+            continue  # llama.cpp's: listed as llamacpp/ORG/REPO:QUANT
         details: dict[str, Any] = _local_details(snapshot) if snapshot is not None else {}
         details["size_bytes"] = repo.size_on_disk
         if configured:
@@ -166,7 +169,9 @@ def list_models(settings: Settings) -> list[ModelEntry]:
                 **details,
             )
         )
-    return entries + cached_entries(settings) + hosted_provider_entries(settings)
+    from llmctl.services.models.gguf import cached_gguf_entries
+
+    return entries + cached_entries(settings) + cached_gguf_entries(settings) + hosted_provider_entries(settings)
 
 
 HOSTED_HINT = (

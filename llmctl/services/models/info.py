@@ -253,4 +253,8 @@ def describe(reference: str | None, settings: Settings, *, machine: hw.Hardware 
     resolved = resolve(reference, settings)
     if resolved.spec.model_files is None:
         return describe_hosted(resolved)
+    if resolved.spec.model_files == "gguf":
+        from llmctl.services.models.gguf import describe_gguf
+
+        return describe_gguf(resolved, machine=machine if machine is not None else hw.detect())
     return describe_local(resolved, machine=machine if machine is not None else hw.detect())

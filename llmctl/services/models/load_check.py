@@ -177,6 +177,11 @@ def load_and_test(
             f"{resolved.display_name} is a hosted model ({resolved.provider_name}); `models load` is for local models.",
             hint="Try it with: llmctl generate -m " + (reference or resolved.display_name) + ' "hello"',
         )
+    if resolved.spec.model_files != "hf":
+        raise UsageError(
+            f"`models load` measures transformers models; {resolved.display_name} runs on {resolved.spec.label}.",
+            hint=f"Time it with: llmctl bench {reference or resolved.display_name}",
+        )
     resolved = with_overrides(resolved, quantize=quantize, dtype=dtype, device=device)
     name = reference or resolved.display_name
     started = time.perf_counter()
