@@ -68,8 +68,23 @@ LLAMA3_TEMPLATE = (
 )
 
 
-def build_model(folder: Path, *, hidden: int, layers: int, vocab: int) -> Path:
-    """A randomly initialised Llama with a trained byte-level BPE tokenizer and a chat template."""
+def build_model(
+    folder: Path,
+    *,
+    hidden: int,
+    layers: int,
+    vocab: int,
+    intermediate: int | None = None,
+    heads: int = 8,
+    kv_heads: int = 4,
+    tie_embeddings: bool = False,
+    corpus: list[str] | None = None,
+) -> Path:
+    """A randomly initialised Llama with a trained byte-level BPE tokenizer and a chat template.
+
+    The tokenizer reaches ``vocab`` entries only if ``corpus`` has that many merges to learn;
+    the model's vocabulary is the tokenizer's real size.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -81,7 +96,7 @@ def build_model(folder: Path, *, hidden: int, layers: int, vocab: int) -> Path:
     trainer = trainers.BpeTrainer(
         vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    bpe.train_from_iterator(CORPUS, trainer)
+    bpe.train_from_iterator(corpus or CORPUS, trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, bos_token=specials[0], eos_token=specials[1], pad_token=specials[1]
     )
@@ -90,10 +105,11 @@ def build_model(folder: Path, *, hidden: int, layers: int, vocab: int) -> Path:
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
-        intermediate_size=hidden * 3,
+        intermediate_size=intermediate or hidden * 3,
         num_hidden_layers=layers,
-        num_attention_heads=8,
-        num_key_value_heads=4,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        tie_word_embeddings=tie_embeddings,
         max_position_embeddings=4096,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -78,6 +78,7 @@ class HuggingFaceProviderSettings(_Strict):
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False
     cache_dir: str | None = None
+    compile: bool = False  # static KV cache + torch.compile for decoding; the first call compiles
 
 
 class _HostedProviderSettings(_Strict):
@@ -152,6 +153,7 @@ class ModelSettings(_Strict):
     device_map: str | None = None
     trust_remote_code: bool | None = None
     allow_pickle_weights: bool | None = None
+    compile: bool | None = None
     input_price_per_mtok: float | None = Field(default=None, ge=0)
     output_price_per_mtok: float | None = Field(default=None, ge=0)
 

@@ -57,6 +57,12 @@ def bench(
         Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
     ] = None,
     dtype: Annotated[DTypeChoice | None, typer.Option("--dtype", help="Local models: weight dtype.")] = None,
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="Local models: static KV cache + torch.compile (the warm-up compiles; time reported)."
+        ),
+    ] = False,
     record: Annotated[
         bool, typer.Option("--record", help="Record every call (warm-ups too) in the usage ledger.")
     ] = False,
@@ -82,6 +88,7 @@ def bench(
         max_tokens=max_tokens,
         quantize=None if quantize is None else quantize.value,
         dtype=None if dtype is None else dtype.value,
+        compile=compile_,
     )
     settings = app_state(ctx).settings()
     resolved = resolve(model, settings)
@@ -163,6 +170,8 @@ def _print_report(report: BenchReport) -> None:
     if report.peak_gpu_bytes is not None:
         details.append(("Peak GPU memory", _bytes(report.peak_gpu_bytes)))
     details.append(("Device", device))
+    if report.compile is not None:
+        details.append(("Compile", _compile_cell(report)))
     if report.prompt_cache_note():
         details.append(("Prompt cache", str(report.prompt_cache_note())))
     if report.recorded:
@@ -175,6 +184,15 @@ def _print_report(report: BenchReport) -> None:
             f"{plural(len(short), 'run')} ended before {plural(opts.max_tokens, 'token')}; "
             "their decode rate covers fewer tokens."
         )
+
+
+def _compile_cell(report: BenchReport) -> str:
+    """How long torch.compile took, and which runs' figures carry it."""
+    facts = report.compile
+    assert facts is not None
+    took = "time unknown" if facts.seconds is None else f"{facts.seconds:,.1f} s compiling"
+    where = "in the warm-up runs" if facts.in_warmup else "inside the first timed run (--warmup 0)"
+    return f"torch.compile + static cache: {took}, {where}; kernels cached in {facts.cache_dir}"
 
 
 def _counts(report: BenchReport) -> str:

@@ -78,6 +78,14 @@ def generate(
             '(\'{"name": "str", "age": "int"}\').',
         ),
     ] = None,
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Local models: static KV cache + torch.compile for faster decoding; the first call compiles "
+            "(minutes on a CPU), later ones reuse the on-disk cache.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -95,6 +103,7 @@ def generate(
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import open_provider, resolve
     from llmctl.services.attachments import images_of, read_attachment, with_attachments
+    from llmctl.services.bench.run import with_load_overrides
     from llmctl.services.calls import Call
     from llmctl.services.chat.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
@@ -119,8 +128,8 @@ def generate(
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     images = images_of(attachments)
     if resume_last or conversation_id:
-        if response_schema is not None or images:
-            raise UsageError("--schema and image files do not go with --continue/--conversation yet.")
+        if response_schema is not None or images or compile_:
+            raise UsageError("--schema, --compile and image files do not go with --continue/--conversation yet.")
         from llmctl.cli.follow_up import continue_conversation
 
         continue_conversation(
@@ -136,7 +145,7 @@ def generate(
             show_usage=show_usage,
         )
         return
-    resolved = resolve(model, settings)
+    resolved = with_load_overrides(resolve(model, settings), None, None, compile=compile_)
     provider = open_provider(resolved)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
@@ -161,6 +170,8 @@ def generate(
         )
         for warning in call.warnings:
             output.warning(warning)
+        if getattr(provider, "compiles", False):
+            output.status(compile_notice(resolved.display_name, getattr(provider, "compile_cache_dir", lambda: None)()))
         failure: LlmctlError | None = None
         interrupt: KeyboardInterrupt | None = None
         broken_pipe = False
@@ -188,6 +199,9 @@ def generate(
         warnings += [refused] if refused else []
     for warning in warnings:
         output.warning(warning)
+    compile_seconds = getattr(provider, "compile_seconds", None)
+    if compile_seconds:
+        output.status(f"torch.compile took {compile_seconds:,.1f} s of this call.")
     if broken_pipe:
         raise typer.Exit(0)
     if isinstance(failure, OutputError):
@@ -218,6 +232,13 @@ def generate(
 
         output.status(interrupt_notice(call.run, resolved.display_name, interrupts.describe(interrupt)))
         raise typer.Exit(interrupts.exit_code(interrupt))
+
+
+def compile_notice(model: str, cache_dir: object) -> str:
+    return (
+        f"Compiling {model} for faster decoding (static cache + torch.compile): a first call can take minutes "
+        f"on a CPU; compiled kernels are cached in {cache_dir}."
+    )
 
 
 def _output_error(exc: OSError) -> OutputError:

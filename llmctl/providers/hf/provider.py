@@ -10,6 +10,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from llmctl.domain import (
@@ -25,7 +26,8 @@ from llmctl.domain import (
 )
 from llmctl.errors import ContextLengthError, ProviderError
 from llmctl.providers.base import ResolvedModel
-from llmctl.providers.hf.loading import LoadedModel, load_model
+from llmctl.providers.hf import compiled
+from llmctl.providers.hf.loading import LoadedModel, LoadOptions, load_model
 from llmctl.providers.hf.prompt import prompt_token_ids
 
 DEFAULT_MAX_NEW_TOKENS = 512
@@ -131,6 +133,22 @@ class HuggingFaceProvider:
     def __init__(self, resolved: ResolvedModel, loaded: LoadedModel | None = None) -> None:
         self._resolved = resolved
         self._loaded = loaded
+        self._compiles = LoadOptions.for_model(resolved).compile
+        self._compile_seconds: float | None = 0.0 if self._compiles else None
+
+    @property
+    def compiles(self) -> bool:
+        """Whether decoding uses a static cache and torch.compile (``--compile`` / ``compile = true``)."""
+        return self._compiles
+
+    @property
+    def compile_seconds(self) -> float | None:
+        """Seconds spent compiling in this provider's calls so far; None: it does not compile, or torch cannot tell."""
+        return self._compile_seconds
+
+    def compile_cache_dir(self) -> Path | None:
+        """Where torch keeps the compiled kernels (None when this provider does not compile)."""
+        return compiled.compile_cache_dir() if self._compiles else None
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -141,6 +159,8 @@ class HuggingFaceProvider:
         if self._loaded is None:
             self._loaded = load_model(self._resolved)
             start_intra_op_pool()
+            if self._compiles:
+                compiled.use_compile_cache()
         return self._loaded
 
     def prepare(self) -> None:
@@ -198,7 +218,14 @@ class HuggingFaceProvider:
         input_usage = Usage(input_tokens=len(input_ids), source=CountSource.EXACT)
         yield UsageUpdate(input_usage)
 
-        run = _GenerationRun(loaded, input_ids, params, max_new, generate_kwargs or {})
+        extra = dict(generate_kwargs or {})
+        # A caller's own cache (chat's KV reuse across turns) is dynamic: that call decodes eagerly.
+        compiling = self._compiles and "cache" not in extra
+        if compiling:
+            length = compiled.static_cache_length(len(input_ids), max_new, window)
+            extra = compiled.compiled_generate_kwargs(loaded.model, cache_length=length) | extra
+        compile_before = compiled.compile_seconds_so_far() if compiling else None
+        run = _GenerationRun(loaded, input_ids, params, max_new, extra)
         decoder = IncrementalDecoder(loaded.tokenizer)
         generated: list[int] = []
         try:
@@ -211,6 +238,8 @@ class HuggingFaceProvider:
                     yield delta
         finally:
             run.stop()
+            if compiling:
+                self._add_compile_time(compile_before)
         tail = decoder.flush()
         if tail is not None:
             yield tail
@@ -225,6 +254,13 @@ class HuggingFaceProvider:
             Usage(input_tokens=len(input_ids), output_tokens=len(generated), source=CountSource.EXACT),
             reason,
         )
+
+    def _add_compile_time(self, before: float | None) -> None:
+        after = compiled.compile_seconds_so_far()
+        if before is None or after is None or self._compile_seconds is None:
+            self._compile_seconds = None
+        else:
+            self._compile_seconds += max(0.0, after - before)
 
 
 def _default_max_new_tokens(loaded: LoadedModel) -> int:
