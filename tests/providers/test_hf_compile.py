@@ -17,10 +17,12 @@ import pytest
 
 from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message, collect
+from llmctl.errors import UsageError
 from llmctl.providers.hf import compiled
 from llmctl.providers.hf.kv_cache import KVCacheProvider
 from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import open_provider, resolve
+from llmctl.services.bench.run import with_load_overrides
 
 GREEDY = GenerationParams(temperature=0, max_tokens=12)
 REQUEST = GenerationRequest((Message("user", "Hello there"),), GREEDY)
@@ -110,6 +112,18 @@ def test_chat_kv_reuse_keeps_its_dynamic_cache_when_compiling(
     assert "cache_implementation" not in kwargs and "compile_config" not in kwargs
 
 
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_compile_with_bitsandbytes_quantization_is_refused_before_loading(
+    quantization: str, tiny_models: dict[str, Path]
+) -> None:
+    """transformers would silently decode such a model eagerly; say so instead."""
+    settings = Settings.model_validate(
+        {"models": {"tiny": {"provider": "hf", "path": str(tiny_models["llama"]), "quantization": quantization}}}
+    )
+    with pytest.raises(UsageError, match=f"compiling does not go with {quantization} quantization"):
+        open_provider(with_load_overrides(resolve("tiny", settings), None, None, compile=True))
+
+
 # (prompt tokens, new tokens, context window) -> static cache length: bucketed, so calls share a compiled graph.
 CACHE_LENGTH_CASES = [
     (10, 12, None, 256),
@@ -195,7 +209,7 @@ def test_generate_and_bench_with_compile_report_the_compile_time(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("-m", "openai/gpt-4o-mini", "--compile", "hi"), "--compile applies to local models"),
+        (("-m", "openai/gpt-4o-mini", "--compile", "hi"), "--compile: options that apply to local models"),
         (("--continue", "--compile", "hi"), "--compile"),
     ],
 )
@@ -208,7 +222,7 @@ def test_compile_flag_is_refused_where_it_cannot_apply(run_llmctl: Any, args: tu
 def test_bench_compile_is_refused_for_an_api_model(run_llmctl: Any) -> None:
     result = run_llmctl("bench", "openai/gpt-4o-mini", "--compile")
     assert result.exit_code == 2
-    assert "--compile applies to local models" in result.stderr
+    assert "--compile: options that apply to local models" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from llmctl.domain import (
     Usage,
     UsageUpdate,
 )
-from llmctl.errors import ContextLengthError, ProviderError
+from llmctl.errors import ContextLengthError, ProviderError, UsageError
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf import compiled
 from llmctl.providers.hf.loading import LoadedModel, LoadOptions, load_model
@@ -133,7 +133,14 @@ class HuggingFaceProvider:
     def __init__(self, resolved: ResolvedModel, loaded: LoadedModel | None = None) -> None:
         self._resolved = resolved
         self._loaded = loaded
-        self._compiles = LoadOptions.for_model(resolved).compile
+        options = LoadOptions.for_model(resolved)
+        if options.compile and options.quantization:
+            raise UsageError(
+                f"{resolved.display_name}: compiling does not go with {options.quantization} quantization "
+                "(transformers cannot compile bitsandbytes models).",
+                hint="Drop --compile / compile = true, or the quantization, for this model.",
+            )
+        self._compiles = options.compile
         self._compile_seconds: float | None = 0.0 if self._compiles else None
 
     @property

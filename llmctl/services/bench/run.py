@@ -191,8 +191,7 @@ def with_load_overrides(
         given = (("--quantize", quantize), ("--dtype", dtype), ("--compile", compile))
         flags = [name for name, value in given if value]
         raise UsageError(
-            f"{' and '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} to local models; "
-            f"{resolved.display_name} is served by an API.",
+            f"{', '.join(flags)}: options that apply to local models; {resolved.display_name} is served by an API.",
             hint="Drop those flags for a hosted model.",
         )
     base = resolved.model_settings or ModelSettings(provider=resolved.provider_name, id=resolved.model_id)
