@@ -127,7 +127,7 @@ def in_thread(work: Callable[[], tuple[int, float]]) -> tuple[int, float]:
     return result[0]
 
 
-def bench_dtype(folder: Path, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+def bench_dtype(folder: Path, dtype: str, args: argparse.Namespace, *, compile_too: bool) -> dict[str, Any]:
     import torch
 
     from llmctl.config import Settings
@@ -183,7 +183,7 @@ def bench_dtype(folder: Path, dtype: str, args: argparse.Namespace) -> dict[str,
         Variant("llmctl", lambda: through_llmctl(provider)),
     ]
     compile_facts: dict[str, Any] | None = None
-    if args.compile:
+    if compile_too:
         fast = HuggingFaceProvider(resolve("bench-compiled", settings), loaded=provider.loaded)  # same weights
         length = static_cache_length(len(prompt_ids), new_tokens, provider.loaded.context_window)
         static = compiled_generate_kwargs(model, cache_length=length)
@@ -289,7 +289,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a local model folder instead of the built one")
     parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16", "float16"], help="repeatable")
-    parser.add_argument("--compile", action="store_true", help="also static cache + torch.compile (slow to compile)")
+    parser.add_argument(
+        "--compile",
+        nargs="*",
+        metavar="DTYPE",
+        help="also static cache + torch.compile (slow to compile), for these dtypes (none named: every --dtype)",
+    )
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--vocab", type=int, default=49152, help="BPE vocabulary of the built model")
@@ -313,17 +318,18 @@ def main() -> int:
             folder = build_model(target, vocab=args.vocab, tie_embeddings=True, corpus=corpus, **SMOLLM2_135M)
             print(f"Built the model in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         bandwidth = memory_bandwidth()
-        for dtype in args.dtype or ["float32"]:
-            results.append(bench_dtype(folder, dtype, args))
-        bandwidth = max(bandwidth, memory_bandwidth())  # once before, once after: the less disturbed one
+        print(f"Machine: {describe(info)}; torch {torch.__version__}")
+        print(f"Memory bandwidth (tensor copy, read + write): {bandwidth / 1e9:.1f} GB/s")
+        dtypes = args.dtype or ["float32"]
+        compiled = [] if args.compile is None else (args.compile or dtypes)
+        verdicts = []
+        for dtype in dtypes:
+            results.append(bench_dtype(folder, dtype, args, compile_too=dtype in compiled))
+            verdicts.extend(report(results[-1], bandwidth))  # printed as it comes: a slow run still shows some
+            sys.stdout.flush()
     info["load_average_after"] = load_average()
     info["torch"] = torch.__version__
-    print(f"Machine: {describe(info)}; load average after: {info['load_average_after']}; torch {torch.__version__}")
-    print(f"Memory bandwidth (tensor copy, read + write): {bandwidth / 1e9:.1f} GB/s")
-    verdicts = []
-    for result in results:
-        verdicts.extend(report(result, bandwidth))
-    print()
+    print(f"\nLoad average after: {info['load_average_after']}")
     for label, ok in verdicts:
         print(f"{'MET ' if ok else 'MISS'}  {label}")
     if args.json:
