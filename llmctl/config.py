@@ -15,51 +15,33 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from llmctl.domain import SEED_MAX, SEED_MIN, TOKENS_MAX
 from llmctl.errors import ConfigError
 from llmctl.files import exclusive_lock, write_atomically
 from llmctl.paths import example_config_path
+from llmctl.provider_specs import (
+    BUILTIN_PROVIDERS,
+    SPECS,
+    AnyProviderSettings,
+    DType,
+    ProviderSettings,
+    Quantization,
+    StrictModel,
+    builtin_settings,
+    canonical_kind,
+)
 
 DEMO_MODEL_ALIAS = "demo"
-HF_KINDS = ("huggingface", "hf")
-KIND_ALIASES = {"hf": "huggingface"}
-BUILTIN_PROVIDERS = ("hf", "huggingface", "openai", "anthropic")
-
-# What a shell accepts after `export`: a pasted key (sk-..., with dashes) is not one.
-_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Keys that would pass as names: vendor prefixes, and long mixed-case or hex runs with no "_" between words.
-_KEY_PREFIXES = ("sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "AIza")
-_KEY_LIKE_RUN = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{20,}")
-
-
-def looks_like_env_var_name(value: str) -> bool:
-    """True for a plausible variable name; False for what looks like a pasted key."""
-    if not _ENV_VAR_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
-        return False
-    return not any(_KEY_LIKE_RUN.fullmatch(part) for part in value.split("_"))
-
-
-DType = Literal["auto", "float16", "bfloat16", "float32"]
-Quantization = Literal["8bit", "4bit"]
-
-# A request that may wait longer than a day is a typo; and from about 1e12 s (or `inf`) up the
-# socket layer raises OverflowError mid-call instead of waiting.
-TIMEOUT_MAX_S = 86_400.0
 
 
 Seed = Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)]
 
 
-class _Strict(BaseModel):
-    # strict: no "512" -> 512 or "on" -> True coercion; allow_inf_nan: `timeout = inf` is refused.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
-
-
-class Defaults(_Strict):
+class Defaults(StrictModel):
     """Generation defaults; command-line flags override them."""
 
     temperature: float | None = Field(default=0.7, ge=0.0, le=2.0)
@@ -68,79 +50,7 @@ class Defaults(_Strict):
     seed: Seed | None = None
 
 
-class HuggingFaceProviderSettings(_Strict):
-    """Local models through transformers."""
-
-    kind: Literal["huggingface"] = "huggingface"
-    device_map: str = "auto"
-    dtype: DType = "auto"
-    quantization: Quantization | None = None
-    trust_remote_code: bool = False
-    allow_pickle_weights: bool = False
-    cache_dir: str | None = None
-    compile: bool = False  # static KV cache + torch.compile for decoding; the first call compiles
-
-
-class _HostedProviderSettings(_Strict):
-    base_url: str | None = None
-    api_key_env: str | None = None
-    api_key_cmd: str | None = None
-    timeout: float = Field(default=60.0, gt=0, le=TIMEOUT_MAX_S)
-    # Seconds a stream may go on without answer text (pings and SSE comments do not count); unset: timeout.
-    idle_timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX_S)
-    # Seconds for the whole call, retries included; unset: no limit.
-    total_timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX_S)
-    max_retries: int = Field(default=2, ge=0, le=100)
-    input_price_per_mtok: float | None = Field(default=None, ge=0)
-    output_price_per_mtok: float | None = Field(default=None, ge=0)
-
-    # Neither message repeats the value: it may be a pasted key, or a URL with a password in it.
-    @field_validator("api_key_env")
-    @classmethod
-    def _names_a_variable(cls, value: str | None) -> str | None:
-        if value is not None and not looks_like_env_var_name(value):
-            raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, _), not the key itself; "
-                "export the key in a variable (export MY_KEY=...) and put that variable's name here"
-            )
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _is_http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from urllib.parse import urlsplit
-
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError:
-            raise ValueError("must be an http:// or https:// URL (it does not parse as one)") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
-        return value
-
-
-class OpenAIProviderSettings(_HostedProviderSettings):
-    """OpenAI, or any server that speaks its Chat Completions API (vLLM, Ollama, ...)."""
-
-    kind: Literal["openai"] = "openai"
-
-
-class AnthropicProviderSettings(_HostedProviderSettings):
-    """Anthropic's Messages API."""
-
-    kind: Literal["anthropic"] = "anthropic"
-
-
-ProviderSettings = Annotated[
-    HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings,
-    Field(discriminator="kind"),
-]
-
-
-class ModelSettings(_Strict):
+class ModelSettings(StrictModel):
     """An alias: a short name for a model on a provider, with per-model options."""
 
     provider: str
@@ -169,20 +79,20 @@ class ModelSettings(_Strict):
         return self.id if self.id is not None else str(self.path)
 
 
-class UsageSettings(_Strict):
+class UsageSettings(StrictModel):
     """The usage ledger."""
 
     store_text: bool = True  # keep prompt and answer text in the ledger (`llmctl logs`); `llmctl logs off`
 
 
-class ProviderBudget(_Strict):
+class ProviderBudget(StrictModel):
     """Spending limits for one provider, in USD."""
 
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
 
 
-class BudgetSettings(_Strict):
+class BudgetSettings(StrictModel):
     """Spending limits in USD; a call is refused once one is spent (``--ignore-budget`` overrides)."""
 
     daily_usd: float | None = Field(default=None, ge=0)
@@ -190,7 +100,7 @@ class BudgetSettings(_Strict):
     providers: dict[str, ProviderBudget] = Field(default_factory=dict)
 
 
-class Settings(_Strict):
+class Settings(StrictModel):
     """The whole config file."""
 
     default_model: str = DEMO_MODEL_ALIAS
@@ -214,7 +124,7 @@ class Settings(_Strict):
                 if kind is None and name in BUILTIN_PROVIDERS:
                     kind = name
                 if isinstance(kind, str):
-                    table["kind"] = KIND_ALIASES.get(kind, kind)
+                    table["kind"] = canonical_kind(kind)
             providers[name] = table
         return {**data, "providers": providers}
 
@@ -225,18 +135,14 @@ class Settings(_Strict):
                 raise _UnknownProvider(alias, model.provider)
         return self
 
-    def provider(self, name: str) -> HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings:
+    def provider(self, name: str) -> AnyProviderSettings:
         """The settings of a configured provider, or the defaults of a built-in one."""
         if name in self.providers:
             return self.providers[name]
-        kind = KIND_ALIASES.get(name, name)
-        if kind == "huggingface":
-            return HuggingFaceProviderSettings()
-        if kind == "openai":
-            return OpenAIProviderSettings()
-        if kind == "anthropic":
-            return AnthropicProviderSettings()
-        raise KeyError(name)
+        settings = builtin_settings(name)
+        if settings is None:
+            raise KeyError(name)
+        return settings
 
     def provider_names(self) -> list[str]:
         names = list(self.providers)
@@ -309,7 +215,8 @@ def parse_settings(text: str, path: Path) -> Settings:
     return validate_settings(data, path, text)
 
 
-_TAG_NAMES = '"openai" (or "anthropic", "huggingface")'
+_KINDS_HOSTED_FIRST = sorted(SPECS, key=lambda kind: SPECS[kind].local)  # the likely one first
+_TAG_NAMES = f'"{_KINDS_HOSTED_FIRST[0]}" (or ' + ", ".join(f'"{k}"' for k in _KINDS_HOSTED_FIRST[1:]) + ")"
 
 
 def _problem(error: Any, typed_keys: frozenset[tuple[str, ...]] = frozenset()) -> tuple[tuple[str, ...], str]:

@@ -33,6 +33,14 @@ class FinishReason(StrEnum):
     OTHER = "other"
 
 
+class RunStatus(StrEnum):
+    """How a model call ended: the ledger's ``status`` column and a chat turn's ``status`` hold these values."""
+
+    OK = "ok"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or SIGHUP (the text so far is kept)
+
+
 @dataclass(frozen=True)
 class Image:
     """An image sent with a message (``-f photo.png``), for models that take images."""
@@ -184,37 +192,30 @@ def collect(events: Iterable[StreamEvent]) -> Completion:
     return builder.build()
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """A resolved model reference: which provider, which model id, and where the name came from."""
-
-    provider: str
-    model_id: str
-    alias: str | None = None
-
-    @property
-    def display(self) -> str:
-        return self.alias or f"{self.provider}/{self.model_id}"
-
-
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """``1 token``, ``2 tokens``, ``1,024 entries`` (pass the plural when it is not noun + "s")."""
     return f"{count:,} {noun if count == 1 else plural_noun or noun + 's'}"
 
 
 # Sizes and counts as people read them (used in messages and tables).
-def human_bytes(value: float | None) -> str:
-    """``1.23 GB`` (decimal units, as disks and the Hub count); None is "unknown"."""
+_DECIMAL_UNITS = ("B", "KB", "MB", "GB", "TB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(value: float | None, *, binary: bool = False) -> str:
+    """``1.23 GB`` (decimal units, as disks and the Hub count), or with ``binary`` ``1.15 GiB``
+    (powers of 1024, as memory is counted); None is "unknown"."""
     if value is None:
         return "unknown"
+    step, units = (1024, _BINARY_UNITS) if binary else (1000, _DECIMAL_UNITS)
     size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return (
-                f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.2f} {unit}" if size < 10 else f"{size:,.1f} {unit}"
-            )
-        size /= 1000
-    return f"{size:,.1f} TB"
+    for unit in units:
+        if abs(size) < step or unit == units[-1]:
+            break
+        size /= step
+    if unit == "B":
+        return f"{size:,.0f} B"
+    return f"{size:,.2f} {unit}" if size < 10 else f"{size:,.1f} {unit}"
 
 
 def human_count(value: int | None) -> str:

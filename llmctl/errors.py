@@ -6,11 +6,24 @@ the CLI prints or exits.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """How llmctl exits. A signal ends it as a shell reports a signal death: 128 + the signal's number."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2  # the command line, the config or the input is wrong
+    HANGUP = 129  # SIGHUP
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM
+
 
 class LlmctlError(Exception):
     """Base class: a failure the user can act on, shown as one line."""
 
-    exit_code = 1
+    exit_code: ExitStatus = ExitStatus.FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -24,25 +37,25 @@ class LlmctlError(Exception):
 class UsageError(LlmctlError):
     """The command line itself is wrong (missing prompt, bad flag value)."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class ConfigError(LlmctlError):
     """The configuration file is missing a key, has a wrong type or bad syntax."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class ModelNotFoundError(LlmctlError):
     """A model reference resolves to nothing we can load or call."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class InputError(LlmctlError):
     """The input given to a model is unusable (bad encoding, too long)."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class ContextLengthError(InputError):
@@ -71,7 +84,7 @@ class ContextLengthError(InputError):
 class MissingDependencyError(LlmctlError):
     """An optional extra (local models, a vendor SDK) is not installed."""
 
-    exit_code = 1
+    exit_code = ExitStatus.FAILURE
 
 
 class ProviderError(LlmctlError):
@@ -81,7 +94,7 @@ class ProviderError(LlmctlError):
     consumer keeps that text and the usage events it has seen.
     """
 
-    exit_code = 1
+    exit_code = ExitStatus.FAILURE
 
 
 class AuthenticationError(ProviderError):

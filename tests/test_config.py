@@ -10,17 +10,10 @@ import pytest
 from pydantic import BaseModel
 
 import llmctl
-from llmctl.config import (
-    AnthropicProviderSettings,
-    HuggingFaceProviderSettings,
-    OpenAIProviderSettings,
-    Settings,
-    line_of_key,
-    load_settings,
-    parse_settings,
-)
+from llmctl.config import Settings, line_of_key, load_settings, parse_settings
 from llmctl.errors import ConfigError
 from llmctl.paths import example_config_path
+from llmctl.provider_specs import AnthropicProviderSettings, HuggingFaceProviderSettings, OpenAIProviderSettings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,6 +25,7 @@ from llmctl.cli.stdio import (
     reserve_standard_descriptors,
     silence_stdout,
 )
+from llmctl.errors import ExitStatus
 
 app = typer.Typer(
     name="llmctl",
@@ -93,10 +94,10 @@ def main() -> None:
         if message is None:
             # The reader went away (| head): not a failure. rich and click report it as 1;
             # an interrupt (130) or a usage error (2) keeps its own code.
-            code = 0 if code in (0, 1) else code
+            code = ExitStatus.OK if code in (ExitStatus.OK, ExitStatus.FAILURE) else code
         else:
             _print_error(message, None)
-            code = 1
+            code = ExitStatus.FAILURE
     sys.exit(code)
 
 
@@ -113,7 +114,7 @@ def _run(guard: GuardedStdout) -> int:
         app(prog_name="llmctl")
     except SystemExit as exc:
         code = interrupts.termination_exit_code(exc.code)
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        return code if isinstance(code, int) else (ExitStatus.OK if code is None else ExitStatus.FAILURE)
     except LlmctlError as exc:
         if debug:
             raise
@@ -123,15 +124,15 @@ def _run(guard: GuardedStdout) -> int:
         return interrupts.exit_code(exc)
     except Exception as exc:  # a bug, not a user error: say so briefly
         if guard.failure is not None:
-            return 1  # stdout failed and this is the consequence; main() reports it
+            return ExitStatus.FAILURE  # stdout failed and this is the consequence; main() reports it
         if debug:
             raise
         _print_error(
             f"Unexpected {type(exc).__name__}: {exc}",
             "This is a bug in llmctl. Run again with LLMCTL_DEBUG=1 for the traceback and report it.",
         )
-        return 1
-    return 0
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import IgnoreBudgetOpt, JsonOpt, app_state, complete_model_name
-from llmctl.domain import TOKENS_MAX
+from llmctl.cli.options import (
+    CompileOpt,
+    DTypeOpt,
+    IgnoreBudgetOpt,
+    JsonOpt,
+    QuantizeOpt,
+    app_state,
+    complete_model_name,
+)
+from llmctl.domain import TOKENS_MAX, human_bytes
 
 if TYPE_CHECKING:
     from llmctl.services.bench.run import BenchReport, Stat
-
-
-class Quantize(StrEnum):
-    EIGHT_BIT = "8bit"
-    FOUR_BIT = "4bit"
-
-
-class DTypeChoice(StrEnum):
-    AUTO = "auto"
-    FLOAT16 = "float16"
-    BFLOAT16 = "bfloat16"
-    FLOAT32 = "float32"
 
 
 _LABELS = {
@@ -53,16 +48,9 @@ def bench(
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, max=TOKENS_MAX, help="Tokens to generate per run.")
     ] = 64,
-    quantize: Annotated[
-        Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
-    ] = None,
-    dtype: Annotated[DTypeChoice | None, typer.Option("--dtype", help="Local models: weight dtype.")] = None,
-    compile_: Annotated[
-        bool,
-        typer.Option(
-            "--compile", help="Local models: static KV cache + torch.compile (the warm-up compiles; time reported)."
-        ),
-    ] = False,
+    quantize: QuantizeOpt = None,
+    dtype: DTypeOpt = None,
+    compile_: CompileOpt = False,
     record: Annotated[
         bool, typer.Option("--record", help="Record every call (warm-ups too) in the usage ledger.")
     ] = False,
@@ -124,9 +112,7 @@ def _cell(metric: str, value: float | None) -> str | None:
 
 
 def _bytes(value: int | None) -> str | None:
-    if value is None:
-        return None
-    return f"{value / 2**20:,.0f} MiB" if value < 2**30 else f"{value / 2**30:,.2f} GiB"
+    return None if value is None else human_bytes(value, binary=True)
 
 
 _STAT_COLUMNS = (

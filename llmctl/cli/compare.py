@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,19 +18,12 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
+from llmctl.errors import ExitStatus
 
 if TYPE_CHECKING:
     from llmctl.services.compare.cases import Case
     from llmctl.services.compare.report import Report
     from llmctl.services.compare.run import CompareOptions, ModelEntry
-
-EXIT_INTERRUPTED = 130
-
-
-class ReportFormat(StrEnum):
-    JSON = "json"
-    CSV = "csv"
-    MARKDOWN = "markdown"
 
 
 def compare(
@@ -146,7 +138,7 @@ def _preflight(entries: list[ModelEntry], suite: list[Case], options: CompareOpt
         return
     if not typer.confirm(f"That may be above ${CONFIRM_ABOVE_USD:.2f}. Run it?", default=False, err=True):
         output.status("Cancelled; nothing was run.")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FAILURE)
 
 
 def _print(report: Report, *, as_json: bool, as_csv: bool, as_markdown: bool) -> None:
@@ -167,7 +159,7 @@ def _exit(report: Report, fail_under: float | None) -> None:
 
     if report.comparison.interrupted:
         output.status("Interrupted: the calls made so far are above (and in the ledger).")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitStatus.INTERRUPTED)
     failed = [m for m in report.models if m.ok_calls < m.planned_calls]
     if failed:
         output.error(
@@ -184,4 +176,4 @@ def _exit(report: Report, fail_under: float | None) -> None:
     if fail_under is not None and not report.has_checks:
         output.warning("--fail-under has nothing to judge: no case has checks.")
     if failed or below:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FAILURE)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llmctl.cli import output
-from llmctl.domain import plural
+from llmctl.domain import RunStatus, plural
 
 if TYPE_CHECKING:
     from llmctl.services.compare.report import ModelSummary, Report
@@ -124,7 +124,7 @@ def _answer_text(entry: ModelEntry, case: str) -> tuple[str, bool]:
     call = _first_call(entry, case)
     if call is None:
         return f"(not run: {entry.error})" if entry.error else "(not run)", True
-    if call.outcome.error == "interrupted":
+    if call.outcome.error == RunStatus.INTERRUPTED:
         return "(interrupted)" + (f"\n\n{call.outcome.text}" if call.outcome.text else ""), True
     if not call.ok:
         return f"(error: {call.outcome.error})" + (f"\n\n{call.outcome.text}" if call.outcome.text else ""), True

@@ -14,7 +14,7 @@ import typer
 from llmctl.cli import output
 from llmctl.cli.render import max_tokens_notice
 from llmctl.domain import FinishReason, GenerationParams
-from llmctl.errors import LlmctlError
+from llmctl.errors import ExitStatus, LlmctlError
 
 if TYPE_CHECKING:
     from llmctl.cli.generate import Display
@@ -72,7 +72,7 @@ def continue_conversation(
         output.warning(f"{notice} oldest turn(s) no longer fit in {session.model_name}'s context window; not sent.")
     if isinstance(stopped, BrokenPipeError):
         output.silence_stdout()
-        raise typer.Exit(0)
+        raise typer.Exit(ExitStatus.OK)
     if stopped is not None and not isinstance(stopped, (KeyboardInterrupt, LlmctlError)):
         raise stopped
     result = outcome.result

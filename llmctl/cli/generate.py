@@ -12,6 +12,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import (
+    CompileOpt,
     IgnoreBudgetOpt,
     JsonOpt,
     MaxTokensOpt,
@@ -24,11 +25,11 @@ from llmctl.cli.options import (
     app_state,
 )
 from llmctl.cli.render import first_code_block, max_tokens_notice, stream_markdown, write_raw_stream
-from llmctl.domain import FinishReason, GenerationRequest, plural
-from llmctl.errors import LlmctlError, OutputError, UsageError
-from llmctl.services.generation import RunStatus
+from llmctl.domain import FinishReason, GenerationRequest, RunStatus, plural
+from llmctl.errors import ExitStatus, LlmctlError, OutputError, UsageError
 
 if TYPE_CHECKING:
+    from llmctl.providers.base import Provider
     from llmctl.services.calls import Call
     from llmctl.services.generation import GenerationResult, GenerationRun
     from llmctl.services.structured import SchemaMismatch
@@ -78,14 +79,7 @@ def generate(
             '(\'{"name": "str", "age": "int"}\').',
         ),
     ] = None,
-    compile_: Annotated[
-        bool,
-        typer.Option(
-            "--compile",
-            help="Local models: static KV cache + torch.compile for faster decoding; the first call compiles "
-            "(minutes on a CPU), later ones reuse the on-disk cache.",
-        ),
-    ] = False,
+    compile_: CompileOpt = False,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -149,7 +143,9 @@ def generate(
     provider = open_provider(resolved)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
-        if images and not getattr(provider, "accepts_images", False):
+        from llmctl.providers.base import accepts_images
+
+        if images and not accepts_images(provider):
             raise UsageError(
                 f"{resolved.display_name} does not take images (-f {images[0].name}).",
                 hint="Send it to a hosted model that reads images (e.g. -m openai/gpt-4o), or describe it in words.",
@@ -203,7 +199,7 @@ def generate(
     if compile_seconds:
         output.status(f"torch.compile took {compile_seconds:,.1f} s of this call.")
     if broken_pipe:
-        raise typer.Exit(0)
+        raise typer.Exit(ExitStatus.OK)
     if isinstance(failure, OutputError):
         raise failure
     mismatch: SchemaMismatch | None = None
@@ -214,11 +210,11 @@ def generate(
             output.print_json({**result_json(result), "cost_usd": accounting.cost_usd})
     except BrokenPipeError:
         _silence_stdout()
-        raise typer.Exit(0) from None
+        raise typer.Exit(ExitStatus.OK) from None
     except OSError:
         # The call is already recorded; the entry point says, in one line, why stdout failed.
         _silence_stdout()
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitStatus.FAILURE) from None
     if show_usage:
         output.status(output.usage_line(result.completion.usage, cost=_cost_text(accounting)))
     if failure is not None:
@@ -276,9 +272,11 @@ def _show_or_fail(call: Call, display: Display) -> None:
         raise _output_error(exc) from exc
 
 
-def _warn_ignored_flags(provider: object, model: str, **flags: float | int | None) -> None:
+def _warn_ignored_flags(provider: Provider, model: str, **flags: float | int | None) -> None:
     """Say so when the user set a flag the provider's API does not take (Anthropic: temperature)."""
-    ignored: frozenset[str] = getattr(provider, "ignored_params", frozenset())
+    from llmctl.providers.base import unsupported_params
+
+    ignored = unsupported_params(provider)
     names = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None and name in ignored]
     if names:
         output.warning(f"{model} does not take {', '.join(names)}; ignored.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -94,5 +95,35 @@ RenderOpt = Annotated[
     typer.Option(
         "--markdown/--raw",
         help="Render the answer as Markdown, or write raw text. Default: Markdown on a terminal, raw when piped.",
+    ),
+]
+
+
+class Quantize(StrEnum):
+    """--quantize: config.Quantization's values (a test keeps the two the same)."""
+
+    EIGHT_BIT = "8bit"
+    FOUR_BIT = "4bit"
+
+
+class DTypeChoice(StrEnum):
+    """--dtype: config.DType's values (a test keeps the two the same)."""
+
+    AUTO = "auto"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    FLOAT32 = "float32"
+
+
+QuantizeOpt = Annotated[
+    Quantize | None, typer.Option("--quantize", help="Local models: load quantized (bitsandbytes).")
+]
+DTypeOpt = Annotated[DTypeChoice | None, typer.Option("--dtype", help="Local models: weight dtype.")]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Local models: static KV cache + torch.compile for faster decoding; the first call compiles "
+        "(minutes on a CPU, time reported), later ones reuse the on-disk cache.",
     ),
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,9 @@ DTYPE_BYTES: dict[str, float] = {
     "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1,
     "F6_E2M3": 0.75, "F6_E3M2": 0.75, "F4": 0.5,
 }  # fmt: skip
+# torch's names (what a config.json's "dtype"/"torch_dtype" and --dtype say) for the safetensors ones.
+TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+_SAFETENSORS_NAMES = {torch_name: name for name, torch_name in TORCH_NAMES.items()}
 
 # Tensors bitsandbytes leaves alone: embeddings and the output head (transformers keeps them unquantized).
 _UNQUANTIZED_MARKERS = ("embed", "wte", "wpe", "lm_head", "embed_out", "tok_embeddings", "shared.weight")
@@ -77,7 +80,6 @@ class TensorStats:
     parameters: int
     quantizable: int  # in linear weight matrices (what 8-bit / 4-bit shrink)
     by_dtype: Mapping[str, int] = field(default_factory=dict)
-    stored_bytes: int = 0
     files: tuple[str, ...] = ()
 
     @property
@@ -88,7 +90,6 @@ class TensorStats:
     def from_headers(cls, headers: Mapping[str, Mapping[str, Any]]) -> TensorStats:
         """From file name -> header dicts (local files, or headers fetched from the Hub)."""
         total = quantizable = 0
-        stored = 0.0
         by_dtype: dict[str, int] = {}
         for header in headers.values():
             for name, info in header.items():
@@ -99,10 +100,9 @@ class TensorStats:
                 dtype = str(info.get("dtype", "?"))
                 total += count
                 by_dtype[dtype] = by_dtype.get(dtype, 0) + count
-                stored += count * DTYPE_BYTES.get(dtype, 2)
                 if is_quantizable(name, shape):
                     quantizable += count
-        return cls(total, quantizable, by_dtype, int(stored), tuple(sorted(headers)))
+        return cls(total, quantizable, by_dtype, tuple(sorted(headers)))
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -137,17 +137,6 @@ def tensor_stats(folder: Path) -> TensorStats | None:
 PRECISIONS = ("fp32", "fp16/bf16", "8-bit", "4-bit")
 
 
-@dataclass(frozen=True)
-class MemoryEstimate:
-    precision: str  # one of PRECISIONS
-    weights_bytes: int
-
-    @property
-    def needed_bytes(self) -> int:
-        """Weights plus runtime headroom: what "fits" is judged against."""
-        return int(self.weights_bytes * RUNTIME_OVERHEAD)
-
-
 def estimate_weights(stats: TensorStats, precision: str, *, rest_bytes: float = 2) -> int:
     """Bytes of weights once loaded at ``precision``; ``rest_bytes`` per unquantized parameter."""
     if precision == "fp32":
@@ -163,8 +152,9 @@ def estimate_weights(stats: TensorStats, precision: str, *, rest_bytes: float = 
     raise ValueError(f"unknown precision {precision!r}")
 
 
-def estimate_memory(stats: TensorStats) -> list[MemoryEstimate]:
-    return [MemoryEstimate(p, estimate_weights(stats, p)) for p in PRECISIONS]
+def dtype_bytes(name: str) -> float:
+    """Bytes per parameter of a dtype named either way (``float16`` or ``F16``); 2 when unknown."""
+    return DTYPE_BYTES.get(_SAFETENSORS_NAMES.get(name, name), 2)
 
 
 def precision_for(quantization: str | None, dtype: str | None, checkpoint_dtype: str | None) -> str:
@@ -174,7 +164,8 @@ def precision_for(quantization: str | None, dtype: str | None, checkpoint_dtype:
     if quantization == "4bit":
         return "4-bit"
     effective = dtype if dtype and dtype != "auto" else checkpoint_dtype
-    return "fp32" if effective in ("float32", "F32", "F64", "float64") else "fp16/bf16"
+    stored_as = _SAFETENSORS_NAMES.get(effective, effective) if effective else None
+    return "fp32" if stored_as in ("F32", "F64") else "fp16/bf16"
 
 
 def checkpoint_dtype(config: Mapping[str, Any], stats: TensorStats | None) -> str | None:
@@ -186,13 +177,5 @@ def checkpoint_dtype(config: Mapping[str, Any], stats: TensorStats | None) -> st
     text = config.get("text_config")
     if isinstance(text, Mapping):
         return checkpoint_dtype(text, None) or (stats.main_dtype if stats else None)
-    names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
     main = stats.main_dtype if stats else None
-    return names.get(main, main) if main else None
-
-
-def sum_sizes(sizes: Iterable[int | None]) -> int | None:
-    values = list(sizes)
-    if any(v is None for v in values):
-        return None
-    return sum(v for v in values if v is not None)
+    return TORCH_NAMES.get(main, main) if main else None

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from llmctl.config import (
-    AnthropicProviderSettings,
-    HuggingFaceProviderSettings,
-    ModelSettings,
-    OpenAIProviderSettings,
-)
-from llmctl.domain import GenerationRequest, StreamEvent
-
-AnyProviderSettings = HuggingFaceProviderSettings | OpenAIProviderSettings | AnthropicProviderSettings
+from llmctl.config import ModelSettings
+from llmctl.domain import CountSource, GenerationRequest, Message, StreamEvent
+from llmctl.provider_specs import AnyProviderSettings, ProviderSpec, spec_for
 
 
 @dataclass(frozen=True)
@@ -24,7 +18,7 @@ class ResolvedModel:
     """Everything an adapter needs to serve one model: no adapter reads the config itself."""
 
     provider_name: str  # the config's name for the provider ("hf", "my-vllm")
-    kind: str  # "huggingface" | "openai" | "anthropic"
+    kind: str  # a key of provider_specs.SPECS
     model_id: str  # repo id, local folder (an absolute path), or the API's model name
     provider_settings: AnyProviderSettings
     model_settings: ModelSettings | None = None  # set when the user named an alias
@@ -34,11 +28,23 @@ class ResolvedModel:
     recorded_as: str | None = None
 
     @property
+    def spec(self) -> ProviderSpec:
+        """What this model's backend declares it is (local or hosted, extra, pricing vendor)."""
+        return spec_for(self.kind)
+
+    @property
     def recorded_id(self) -> str:
         return self.recorded_as or self.model_id
 
     @property
+    def short_name(self) -> str:
+        """The alias, else the model id alone: the ``model`` of a result (``generate --json``)."""
+        return self.alias or self.model_id
+
+    @property
     def display_name(self) -> str:
+        """What to type (-m) to get this model again, and its name in messages: the alias, the folder,
+        or PROVIDER/MODEL-ID."""
         if self.alias:
             return self.alias
         if self.model_id.startswith("/"):  # a local folder names itself
@@ -51,7 +57,7 @@ class ResolvedModel:
 
         The registry makes every folder absolute, so a relative id is never read from the current directory.
         """
-        if self.kind == "huggingface" and os.path.isabs(self.model_id):
+        if self.spec.local and os.path.isabs(self.model_id):
             return Path(self.model_id)
         return None
 
@@ -67,9 +73,12 @@ class Provider(Protocol):
     @property
     def resolved(self) -> ResolvedModel: ...
 
-    # A provider may also set ``ignored_params: frozenset[str]``: GenerationParams
-    # fields its API does not take, so the CLI can tell the user their flag had no effect;
-    # and ``accepts_images = True`` when its wire takes images with a message (hosted vendors).
+    # Optional capabilities, asked through the functions below (a provider that lacks one has not got it):
+    # ``unsupported_params: frozenset[str]``: GenerationParams fields its API does not take, so the CLI
+    #   can tell the user their flag had no effect;
+    # ``accepts_images = True``: its wire takes images with a message (hosted vendors);
+    # ``count_prompt_tokens(messages) -> PromptTokens | Uncountable``: the prompt's size, as exactly as it can;
+    # ``for_chat(reuse_kv=...) -> Provider``: a provider that keeps state (a KV cache) between chat turns.
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
 
@@ -84,3 +93,46 @@ class Provider(Protocol):
     def close(self) -> None:
         """Release what the provider holds (a loaded model, an HTTP client)."""
         ...
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """A prompt's size in tokens and where the count came from (exact: the model's tokenizer; provider: its API)."""
+
+    tokens: int
+    source: CountSource
+    method: str  # how it was counted, in words
+    context_window: int | None = None  # the window the counter saw (a local model's config), when it saw one
+
+
+@dataclass(frozen=True)
+class Uncountable:
+    """Why a provider could not count a prompt (the caller estimates instead, and says so)."""
+
+    reason: str
+
+
+def unsupported_params(provider: Provider) -> frozenset[str]:
+    params: frozenset[str] = getattr(provider, "unsupported_params", frozenset())
+    return params
+
+
+def accepts_images(provider: Provider) -> bool:
+    return bool(getattr(provider, "accepts_images", False))
+
+
+def count_prompt_tokens(provider: Provider, messages: Sequence[Message]) -> PromptTokens | Uncountable:
+    counter = getattr(provider, "count_prompt_tokens", None)
+    if counter is None:
+        return Uncountable(f"{provider.resolved.spec.label} cannot count tokens")
+    counted: PromptTokens | Uncountable = counter(messages)
+    return counted
+
+
+def for_chat(provider: Provider, *, reuse_kv: bool) -> Provider:
+    """The provider a chat should use: one that keeps its KV cache between turns where the backend can."""
+    wrap = getattr(provider, "for_chat", None)
+    if wrap is None:
+        return provider
+    chat_provider: Provider = wrap(reuse_kv=reuse_kv)
+    return chat_provider

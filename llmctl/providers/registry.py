@@ -22,23 +22,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from llmctl.config import DEMO_MODEL_ALIAS, KIND_ALIASES, ModelSettings, Settings
+from llmctl.config import DEMO_MODEL_ALIAS, ModelSettings, Settings
 from llmctl.errors import MissingDependencyError, ModelNotFoundError
 from llmctl.paths import demo_model_dir
+from llmctl.provider_specs import SPECS, spec_for
 from llmctl.providers.base import Provider, ResolvedModel
 
 ProviderFactory = Callable[[ResolvedModel], Provider]
 
 # kind -> "module:Class"; the module is imported on first use only, so commands
 # that never generate never pay for torch or a vendor SDK.
-ADAPTERS: dict[str, str] = {
-    "huggingface": "llmctl.providers.hf.provider:HuggingFaceProvider",
-    "openai": "llmctl.providers.hosted.openai_provider:OpenAIProvider",
-    "anthropic": "llmctl.providers.hosted.anthropic_provider:AnthropicProvider",
-}
+ADAPTERS: dict[str, str] = {kind: spec.adapter for kind, spec in SPECS.items()}
 
 DEMO_MODEL_ID = "llmctl/demo"  # what models list, the ledger and logs call the built-in demo model
-EXTRA_FOR_KIND = {"huggingface": "local", "openai": "openai", "anthropic": "anthropic"}
 
 
 # The Hub's rule (huggingface_hub.utils.validate_repo_id): NAME or ORG/NAME, word characters,
@@ -114,10 +110,10 @@ def resolve(reference: str | None, settings: Settings) -> ResolvedModel:
 def _resolved_alias(alias: str, settings: Settings) -> ResolvedModel:
     model = settings.models[alias]
     resolved = _resolved(settings, model.provider, model.reference, model, alias=alias)
-    if resolved.kind != "huggingface":
+    if not resolved.spec.local:
         if model.path is not None:
             raise ModelNotFoundError(
-                f"models.{alias}.path: a local folder is for Hugging Face models, not provider {model.provider!r}.",
+                f"models.{alias}.path: a local folder is for local models, not the hosted provider {model.provider!r}.",
                 hint=f"Set models.{alias}.id to the model name the provider serves.",
             )
         return resolved  # a hosted API's model name, which may well look like a path (vLLM's "/models/x")
@@ -131,7 +127,7 @@ def _resolved_alias(alias: str, settings: Settings) -> ResolvedModel:
 
 def _check_repo_id(resolved: ResolvedModel, where: str) -> None:
     """A local model named by anything but a path must be a Hub repo id (looked up in the cache only)."""
-    if resolved.kind == "huggingface" and not is_repo_id(resolved.model_id):
+    if resolved.spec.local and not is_repo_id(resolved.model_id):
         raise ModelNotFoundError(
             f"{where}: {resolved.model_id!r} is not a Hugging Face repo id (ORG/NAME).",
             hint='For a local folder write a path (./folder, /abs/folder, ~/folder), or path = "..." in an alias.',
@@ -147,8 +143,7 @@ def _resolved(
     alias: str | None,
 ) -> ResolvedModel:
     provider_settings = settings.provider(provider_name)
-    kind = KIND_ALIASES.get(provider_settings.kind, provider_settings.kind)
-    return ResolvedModel(provider_name, kind, model_id, provider_settings, model, alias)
+    return ResolvedModel(provider_name, spec_for(provider_settings).kind, model_id, provider_settings, model, alias)
 
 
 def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderFactory:
@@ -160,7 +155,7 @@ def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderF
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        extra = EXTRA_FOR_KIND.get(kind, kind)
+        extra = SPECS[kind].extra if kind in SPECS else kind
         raise MissingDependencyError(
             f"The {kind} provider needs packages that are not installed ({exc.name or exc}).",
             hint=f"Install them with: pip install 'llmctl[{extra}]'",

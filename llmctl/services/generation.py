@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, BinaryIO
 
 from llmctl.domain import (
@@ -21,6 +20,7 @@ from llmctl.domain import (
     GenerationParams,
     GenerationRequest,
     Message,
+    RunStatus,
     StreamEvent,
     TextDelta,
 )
@@ -29,12 +29,6 @@ from llmctl.errors import ContextLengthError, InputError, LlmctlError, UsageErro
 if TYPE_CHECKING:  # annotations only: importing them pulls in pydantic, which `llmctl --help` skips
     from llmctl.config import Defaults
     from llmctl.providers.base import Provider
-
-
-class RunStatus(StrEnum):
-    OK = "ok"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -165,11 +159,10 @@ def check_hosted_context(provider: Provider, request: GenerationRequest) -> None
     estimate refuses nothing, the server decides. Counting costs something, so it only
     runs when the input's size in bytes (a token is at least one byte) could overflow.
     """
-    from llmctl.config import HuggingFaceProviderSettings
     from llmctl.services import token_counting
 
     resolved = provider.resolved
-    if isinstance(resolved.provider_settings, HuggingFaceProviderSettings):
+    if resolved.spec.local:
         return
     window = provider.context_window() or token_counting.context_window(resolved)
     if window is None:
@@ -314,7 +307,7 @@ class GenerationRun:
         resolved = self._provider.resolved
         return GenerationResult(
             completion=completion,
-            model=resolved.alias or resolved.model_id,
+            model=resolved.short_name,
             provider=resolved.provider_name,
             timing=Timing(first_token_s=first, total_s=max(0.0, end - start)),
             status=self._status,

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-EXIT_INTERRUPTED = 130
+from llmctl.errors import ExitStatus
+
 HANDLED = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
@@ -38,9 +39,14 @@ class _Hold:
     received: int | None = None  # the first SIGTERM/SIGHUP of this process
 
 
-def exit_code(interrupt: BaseException) -> int:
-    """128 + the signal's number for SIGTERM/SIGHUP, 130 for Ctrl-C."""
-    return 128 + interrupt.signum if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+def exit_code(interrupt: BaseException) -> ExitStatus:
+    """128 + the signal's number for SIGTERM/SIGHUP (143, 129), 130 for Ctrl-C."""
+    return signal_exit_status(interrupt.signum) if isinstance(interrupt, Terminated) else ExitStatus.INTERRUPTED
+
+
+def signal_exit_status(signum: int) -> ExitStatus:
+    """The exit status of a process ended by signal ``signum`` (one of HANDLED)."""
+    return ExitStatus(128 + signum)
 
 
 def describe(interrupt: BaseException) -> str:
@@ -57,8 +63,8 @@ def _raise_for(signum: int) -> None:
 def termination_exit_code(code: int | str | None) -> int | str | None:
     """The exit code to use instead of ``code``: typer turns every KeyboardInterrupt it catches
     into exit 130, also the one a SIGTERM/SIGHUP raised; those get 128 + their number."""
-    if code == EXIT_INTERRUPTED and _Hold.received is not None:
-        return 128 + _Hold.received
+    if code == ExitStatus.INTERRUPTED and _Hold.received is not None:
+        return signal_exit_status(_Hold.received)
     return code
 
 

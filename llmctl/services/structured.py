@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmctl.errors import LlmctlError, UsageError
+from llmctl.errors import ExitStatus, LlmctlError, UsageError
 
 _SHORT_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 # Keywords of JSON Schema: an object with none of them at its top is meant as the short form.
@@ -34,7 +34,7 @@ _MAX_DEPTH = 64
 class SchemaMismatch(LlmctlError):
     """The answer is not JSON valid for the requested schema."""
 
-    exit_code = 1
+    exit_code = ExitStatus.FAILURE
 
 
 def load_schema(spec: str) -> dict[str, Any]:

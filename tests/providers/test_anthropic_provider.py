@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.config import AnthropicProviderSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -23,6 +23,7 @@ from llmctl.domain import (
     collect,
 )
 from llmctl.errors import AuthenticationError, ContextLengthError, InputError, ModelNotFoundError, ProviderError
+from llmctl.provider_specs import AnthropicProviderSettings
 from llmctl.providers.hosted.anthropic_provider import DEFAULT_MAX_TOKENS, AnthropicProvider, list_remote_models
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services.generation import GenerationRun, RunStatus

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.config import OpenAIProviderSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -31,6 +31,7 @@ from llmctl.errors import (
     ModelNotFoundError,
     ProviderError,
 )
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.hosted import credentials
 from llmctl.providers.hosted.credentials import NO_AUTH_PLACEHOLDER, resolve_api_key
 from llmctl.providers.hosted.openai_provider import OpenAIProvider, list_remote_models

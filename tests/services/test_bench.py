@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from llmctl.config import OpenAIProviderSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -24,6 +24,7 @@ from llmctl.domain import (
     Usage,
 )
 from llmctl.errors import ContextLengthError, UsageError
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.provider import HuggingFaceProvider
 from llmctl.providers.registry import open_provider, resolve

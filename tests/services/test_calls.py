@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.config import OpenAIProviderSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import CountSource, Finished, FinishReason, GenerationRequest, Message, StreamEvent, TextDelta, Usage
 from llmctl.errors import LlmctlError, ProviderError
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.services import interrupts
 from llmctl.services.calls import Call

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.config import Defaults, OpenAIProviderSettings, parse_settings
+from llmctl.config import Defaults, parse_settings
 from llmctl.domain import (
     CountSource,
     Finished,
@@ -23,6 +23,7 @@ from llmctl.domain import (
     collect,
 )
 from llmctl.errors import InputError, ProviderError, UsageError
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.generation import (
     GenerationRun,

@@ -144,7 +144,7 @@ def test_the_hf_provider_loads_the_download_offline(
 ) -> None:
     from huggingface_hub import constants
 
-    from llmctl.config import HuggingFaceProviderSettings
+    from llmctl.provider_specs import HuggingFaceProviderSettings
     from llmctl.providers.hf.loading import load_model
 
     serve_model(hub, REPO, tiny_models["llama"])
@@ -389,7 +389,7 @@ def test_a_partial_snapshot_made_by_other_tools_still_loads(
     # huggingface_hub calls the snapshot incomplete offline; what llmctl loads is all there.
     from huggingface_hub import constants, snapshot_download
 
-    from llmctl.config import HuggingFaceProviderSettings
+    from llmctl.provider_specs import HuggingFaceProviderSettings
     from llmctl.providers.hf.loading import load_model
 
     serve_model(hub, REPO, tiny_models["llama"])

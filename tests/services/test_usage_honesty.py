@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from llmctl.config import ModelSettings, OpenAIProviderSettings, Settings
+from llmctl.config import ModelSettings, Settings
 from llmctl.domain import Completion, CountSource, FinishReason, GenerationRequest, Message, StreamEvent, Usage
 from llmctl.errors import AuthenticationError, UsageError
+from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, Timing
 from llmctl.services.usage import ledger as usage_ledger

@@ -18,7 +18,7 @@ from llmctl.cli.options import (
     TopPOpt,
     app_state,
 )
-from llmctl.errors import OutputError, UsageError
+from llmctl.errors import ExitStatus, OutputError, UsageError
 
 if TYPE_CHECKING:  # imported in chat(): `llmctl --help` should not pay for them
     from llmctl.services.chat.conversation import Conversation
@@ -106,7 +106,7 @@ def chat(
                     session.prepare()
             except KeyboardInterrupt:
                 output.status(f"Cancelled while loading {session.model_name}.")
-                raise typer.Exit(130) from None
+                raise typer.Exit(ExitStatus.INTERRUPTED) from None
             run_interactive(session, resumed=conversation is not None, markdown=markdown is not False)
         else:
             session.prepare()
@@ -114,7 +114,7 @@ def chat(
     except BrokenPipeError:
         # `llmctl chat ... | head -c 5`: the turn in flight is already recorded and saved; end quietly.
         output.silence_stdout()
-        raise typer.Exit(0) from None
+        raise typer.Exit(ExitStatus.OK) from None
     finally:
         session.close()
 

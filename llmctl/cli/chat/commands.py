@@ -6,7 +6,6 @@ text goes differs (``Console``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmctl.cli.output import format_count
-from llmctl.domain import Usage, plural
+from llmctl.domain import RunStatus, Usage, plural
 from llmctl.errors import UsageError
 from llmctl.services.chat.conversation import Conversation, UsageTotals
 from llmctl.services.chat.export import export
@@ -77,10 +76,9 @@ class CommandResult:
 class Commands:
     """Runs slash commands against a session, printing to ``console``."""
 
-    def __init__(self, session: ChatSession, console: Console, *, on_reset: Callable[[], None] | None = None) -> None:
+    def __init__(self, session: ChatSession, console: Console) -> None:
         self._session = session
         self._console = console
-        self._on_reset = on_reset
 
     def run(self, line: str) -> CommandResult:
         name, _, argument = line.strip().partition(" ")
@@ -118,8 +116,6 @@ class Commands:
 
     def _reset(self, _: str) -> CommandResult:
         conversation = self._session.reset()
-        if self._on_reset is not None:
-            self._on_reset()
         self._say(f"[dim]New conversation {conversation.id}.[/]")
         return CommandResult()
 
@@ -207,7 +203,7 @@ def status_line(outcome: TurnOutcome, session: ChatSession) -> str:
     """``42 in (30 reused, 12 new), 8 out · 0.4 s │ conversation: 120 in, 30 out · $0.0012``."""
     turn, totals = outcome.turn, outcome.totals
     parts = [_tokens(turn.usage), f"{outcome.result.timing.total_s:.1f} s"]
-    if turn.status != "ok":
+    if turn.status is not RunStatus.OK:
         parts.append(turn.status)
     line = " · ".join(parts)
     line += f" │ conversation: {format_count(totals.input_tokens)} in, {format_count(totals.output_tokens)} out"
@@ -240,4 +236,4 @@ def recap(conversation: Conversation, console: Console, *, last: int = 3) -> Non
         console.print(f"[dim]… {plural(len(turns) - last, 'earlier turn')}[/]", highlight=False)
     for turn in turns[-last:]:
         console.print(f"[bold]you>[/] {escape(turn.user)}", highlight=False)
-        console.print(escape(turn.reply) + (" [dim]\\[interrupted][/]" if turn.status == "interrupted" else ""))
+        console.print(escape(turn.reply) + (" [dim]\\[interrupted][/]" if turn.status is RunStatus.INTERRUPTED else ""))

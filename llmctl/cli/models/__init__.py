@@ -21,10 +21,11 @@ app = typer.Typer(help="List, download, inspect, load and remove models.", no_ar
 def _row(entry: ModelEntry) -> tuple[output.Cell, ...]:
     """The cells of one model; a provider row (``NAME/MODEL``) has no size or parameters of its own."""
     from llmctl.domain import human_bytes, human_count
+    from llmctl.provider_specs import spec_for
 
     if entry.source == "provider":
         return (entry.name, entry.provider, entry.model_id, "", "", "", _notes(entry))
-    on_disk = entry.kind == "huggingface"
+    on_disk = spec_for(entry.kind).local
     return (
         entry.name,
         entry.provider,

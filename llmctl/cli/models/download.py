@@ -9,6 +9,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
+from llmctl.errors import ExitStatus
 
 if TYPE_CHECKING:
     from llmctl.hub.download import DownloadPlan, DownloadResult
@@ -90,7 +91,7 @@ def download(
 
         if not typer.confirm(f"Download {human_bytes(plan.remaining_bytes)}?", default=True, err=True):
             output.status("Nothing downloaded.")
-            raise typer.Exit(1)
+            raise typer.Exit(ExitStatus.FAILURE)
     progress = _progress(quiet=as_json)
     try:
         result = run_download(plan, progress)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import JsonOpt, app_state, complete_model_name
+from llmctl.cli.options import DTypeOpt, JsonOpt, QuantizeOpt, app_state, complete_model_name
 
 if TYPE_CHECKING:
-    from llmctl.config import DType, Quantization
     from llmctl.services.models.info import ModelDetails
     from llmctl.services.models.load_check import LoadReport
 
@@ -103,12 +102,8 @@ def _print_notes(notes: list[str]) -> None:
 def load(
     ctx: typer.Context,
     model: ModelArg,
-    quantize: Annotated[
-        str | None, typer.Option("--quantize", metavar="8bit|4bit", help="Load quantized with bitsandbytes.")
-    ] = None,
-    dtype: Annotated[
-        str | None, typer.Option("--dtype", metavar="auto|float16|bfloat16|float32", help="Weights dtype.")
-    ] = None,
+    quantize: QuantizeOpt = None,
+    dtype: DTypeOpt = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="auto (accelerate spreads over GPUs, then CPU), cpu, cuda, cuda:N."),
@@ -130,8 +125,8 @@ def load(
     report = load_and_test(
         model,
         app_state(ctx).settings(),
-        quantize=cast("Quantization | None", _choice(quantize, "--quantize", ("8bit", "4bit"))),
-        dtype=cast("DType | None", _choice(dtype, "--dtype", ("auto", "float16", "bfloat16", "float32"))),
+        quantize=None if quantize is None else quantize.value,
+        dtype=None if dtype is None else dtype.value,
         device=device,
         prompt=prompt or DEFAULT_TEST_PROMPT,
         max_new_tokens=max_tokens,
@@ -141,16 +136,6 @@ def load(
         output.print_json(report.to_json())
         return
     _print_report(report)
-
-
-def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | None:
-    if value is None:
-        return None
-    if value not in allowed:
-        from llmctl.errors import UsageError
-
-        raise UsageError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}.")
-    return value
 
 
 def _print_report(r: LoadReport) -> None:

@@ -7,7 +7,7 @@ from llmctl.config import Settings
 
 
 def show_remote(settings: Settings, provider: str, *, as_json: bool) -> None:
-    from llmctl.services.remote_models import list_remote
+    from llmctl.services.models.catalog import list_remote
 
     models = list_remote(settings, provider)
     if as_json:

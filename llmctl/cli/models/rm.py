@@ -9,6 +9,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import JsonOpt, app_state
+from llmctl.errors import ExitStatus
 
 
 def rm(
@@ -26,7 +27,7 @@ def rm(
     """
     from llmctl.domain import human_bytes
     from llmctl.errors import UsageError
-    from llmctl.services.model_removal import execute_removal, plan_model_removal
+    from llmctl.services.models.catalog import execute_removal, plan_model_removal
 
     removal = plan_model_removal(model, app_state(ctx).settings(), revision=revision)
     what = removal.repo_id + (f" revision {removal.revisions[0][:12]}" if not removal.whole_repo else "")
@@ -39,7 +40,7 @@ def rm(
         question = f"Remove {what} ({human_bytes(removal.freed_bytes)}) from {removal.path.parent}?"
         if not typer.confirm(question, default=False, err=True):
             output.status("Nothing removed.")
-            raise typer.Exit(1)
+            raise typer.Exit(ExitStatus.FAILURE)
     freed = execute_removal(removal)
     if as_json:
         output.print_json(

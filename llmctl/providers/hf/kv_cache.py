@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from llmctl.domain import Finished, GenerationRequest, Message, StreamEvent, Usage, UsageUpdate
-from llmctl.providers.base import ResolvedModel
+from llmctl.domain import CountSource, Finished, GenerationRequest, Message, StreamEvent, Usage, UsageUpdate
+from llmctl.providers.base import PromptTokens, ResolvedModel
 from llmctl.providers.hf.provider import HuggingFaceProvider
 
 
@@ -74,9 +74,10 @@ class KVCacheProvider:
     def context_window(self) -> int | None:
         return self._inner.context_window()
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> PromptTokens:
         """Exact: the templated prompt's length with the model's own tokenizer."""
-        return len(self._inner.prompt_ids(GenerationRequest(tuple(messages))))
+        tokens = len(self._inner.prompt_ids(GenerationRequest(tuple(messages))))
+        return PromptTokens(tokens, CountSource.EXACT, "the model's tokenizer and chat template")
 
     def close(self) -> None:
         self.reset()

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DType, HuggingFaceProviderSettings, ModelSettings, Quantization
+from llmctl.config import ModelSettings
+from llmctl.domain import CountSource, Message
 from llmctl.errors import MissingDependencyError, ModelNotFoundError, ProviderError
-from llmctl.providers.base import ResolvedModel
+from llmctl.provider_specs import DType, HuggingFaceProviderSettings, Quantization
+from llmctl.providers.base import PromptTokens, ResolvedModel
 from llmctl.providers.hf.folder import check_weights, load_failure, tokenizer_error, weights_error
+from llmctl.providers.hf.model_config import context_window_from_config
 from llmctl.providers.registry import is_repo_id
 
 
@@ -95,14 +99,6 @@ def _torch_dtype(dtype: DType) -> Any:
     import torch
 
     return getattr(torch, dtype)
-
-
-def context_window_of(config: Any) -> int | None:
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def default_hub_cache() -> Path:
@@ -216,7 +212,7 @@ def load_model(resolved: ResolvedModel) -> LoadedModel:
     except Exception as exc:  # transformers, safetensors and torch raise many types; each becomes one line
         raise _model_load_error(resolved, source, exc) from exc
     model.eval()
-    window = options.context_window or context_window_of(model.config)
+    window = options.context_window or context_window_from_config(model.config)
     return LoadedModel(model=model, tokenizer=tokenizer, source=source, context_window=window)
 
 
@@ -288,4 +284,15 @@ def load_tokenizer(resolved: ResolvedModel) -> LoadedTokenizer:
         config = AutoConfig.from_pretrained(source, trust_remote_code=remote, local_files_only=True)
     except Exception as exc:  # a config.json that does not parse, or names an unknown architecture
         raise load_failure(resolved.display_name, exc) from exc
-    return LoadedTokenizer(tokenizer, source, options.context_window or context_window_of(config))
+    return LoadedTokenizer(tokenizer, source, options.context_window or context_window_from_config(config))
+
+
+def count_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> PromptTokens:
+    """Exact: the model's own tokenizer and chat template, the prompt generation would send (no weights loaded)."""
+    from llmctl.providers.hf.prompt import prompt_token_ids
+
+    loaded = load_tokenizer(resolved)
+    template = "chat template" if getattr(loaded.tokenizer, "chat_template", None) else "plain transcript"
+    tokens = len(prompt_token_ids(loaded.tokenizer, messages))
+    method = f"the model's tokenizer and {template}"
+    return PromptTokens(tokens, CountSource.EXACT, method, loaded.context_window)

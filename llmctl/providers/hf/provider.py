@@ -9,7 +9,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import ContextLengthError, ProviderError, UsageError
-from llmctl.providers.base import ResolvedModel
+from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.providers.hf import compiled
 from llmctl.providers.hf.loading import LoadedModel, LoadOptions, load_model
 from llmctl.providers.hf.prompt import prompt_token_ids
@@ -100,12 +99,6 @@ def start_intra_op_pool() -> None:
     torch.ones(1 << 16).add_(1)  # above ATen's grain size (32,768 elements): it runs in parallel
 
 
-@dataclass
-class GenerationOutcome:
-    generated_ids: list[int]
-    stopped_by_user: bool = False
-
-
 class _QueueStreamer:
     """transformers' streamer interface: receives new token ids from generate()."""
 
@@ -178,6 +171,12 @@ class HuggingFaceProvider:
 
     def close(self) -> None:
         self._loaded = None
+
+    def for_chat(self, *, reuse_kv: bool) -> Provider:
+        """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""
+        from llmctl.providers.hf.kv_cache import KVCacheProvider
+
+        return KVCacheProvider(self, reuse=reuse_kv)
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         return prompt_token_ids(self.loaded.tokenizer, request.messages, model=self._resolved.display_name)

@@ -14,13 +14,12 @@ sent. ``max_tokens`` is required: the user's (flag or ``[defaults]``), else
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anthropic
 from pydantic import Field, NonNegativeInt
 
-from llmctl.config import AnthropicProviderSettings
 from llmctl.domain import (
     UNKNOWN_USAGE,
     CountSource,
@@ -34,8 +33,10 @@ from llmctl.domain import (
     UsageUpdate,
 )
 from llmctl.errors import LlmctlError
-from llmctl.providers.base import ResolvedModel
+from llmctl.provider_specs import AnthropicProviderSettings
+from llmctl.providers.base import PromptTokens, ResolvedModel, Uncountable
 from llmctl.providers.hosted.base import Endpoint, HostedProvider, RemoteModel
+from llmctl.providers.hosted.credentials import scrub
 from llmctl.providers.hosted.errors import listing_error
 from llmctl.providers.hosted.stream import (
     Checked,
@@ -130,8 +131,13 @@ def _client(endpoint: Endpoint, watch: StreamWatch | None = None) -> anthropic.A
 class AnthropicProvider(HostedProvider[anthropic.Anthropic, AnthropicProviderSettings]):
     """One Claude model behind the Messages API."""
 
+    @staticmethod
+    def list_models(provider_name: str, settings: AnthropicProviderSettings) -> list[RemoteModel]:
+        """The models the provider serves, from its model-listing endpoint (a network call)."""
+        return list_remote_models(provider_name, settings)
+
     # GenerationParams this API does not take; the CLI warns when a user sets them.
-    ignored_params: frozenset[str] = frozenset({"temperature", "top_p", "seed"})
+    unsupported_params: frozenset[str] = frozenset({"temperature", "top_p", "seed"})
 
     def __init__(self, resolved: ResolvedModel) -> None:
         super().__init__(resolved, _settings(resolved), _Stalled)
@@ -308,3 +314,25 @@ def _anthropic_message(message: Message) -> dict[str, Any]:
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     return {"role": message.role, "content": blocks}
+
+
+def count_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> PromptTokens | Uncountable:
+    """The count from the API's count-tokens endpoint, through the same client (and headers) as generation."""
+    settings = _settings(resolved)
+    try:
+        endpoint = Endpoint.open(resolved.provider_name, settings)
+    except LlmctlError as exc:
+        return Uncountable(f"no API key ({exc.message})")
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    body: dict[str, Any] = {
+        "model": resolved.model_id,
+        "messages": [{"role": m.role, "content": m.content} for m in messages if m.role != "system"],
+    }
+    if system:
+        body["system"] = system
+    try:
+        with _client(endpoint) as client:
+            tokens = int(client.messages.count_tokens(**body).input_tokens)
+    except anthropic.AnthropicError as exc:
+        return Uncountable(f"the count-tokens API failed: {scrub(str(exc), endpoint.key)}")
+    return PromptTokens(tokens, CountSource.PROVIDER, "Anthropic count-tokens API")

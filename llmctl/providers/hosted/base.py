@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from llmctl.provider_specs import HostedSettings
 from llmctl.providers.base import ResolvedModel
-from llmctl.providers.hosted.credentials import ApiKey, HostedSettings, resolve_api_key
+from llmctl.providers.hosted.credentials import ApiKey, resolve_api_key
 from llmctl.redaction import redact
 
 if TYPE_CHECKING:  # hosted_stream imports httpx2; listing models (RemoteModel) must not pay for it

@@ -22,13 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmctl.config import AnthropicProviderSettings, OpenAIProviderSettings
 from llmctl.errors import AuthenticationError, ConfigError
+from llmctl.provider_specs import HostedSettings, spec_for
 from llmctl.redaction import redact
 
-HostedSettings = OpenAIProviderSettings | AnthropicProviderSettings
-
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 NO_AUTH_PLACEHOLDER = "not-needed"
 KEY_CMD_TIMEOUT_S = 30.0
 
@@ -56,7 +53,7 @@ class ApiKey:
 def default_key_env(provider_name: str, settings: HostedSettings) -> str | None:
     """The variable read when the config names none; None for a server of our own."""
     if settings.base_url is None or provider_name == settings.kind:
-        return DEFAULT_KEY_ENV[settings.kind]
+        return spec_for(settings).key_env_var
     return None
 
 

@@ -8,14 +8,13 @@ unknown (None), never 0.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from pydantic import NonNegativeInt
 
-from llmctl.config import OpenAIProviderSettings
 from llmctl.domain import (
     UNKNOWN_USAGE,
     CountSource,
@@ -28,7 +27,9 @@ from llmctl.domain import (
     Usage,
 )
 from llmctl.errors import LlmctlError
-from llmctl.providers.base import ResolvedModel
+from llmctl.provider_specs import OpenAIProviderSettings
+from llmctl.providers.base import PromptTokens, ResolvedModel, Uncountable
+from llmctl.providers.hosted import openai_tokens
 from llmctl.providers.hosted.base import Endpoint, HostedProvider, RemoteModel
 from llmctl.providers.hosted.errors import listing_error
 from llmctl.providers.hosted.stream import (
@@ -114,6 +115,15 @@ def _client(endpoint: Endpoint, watch: StreamWatch | None = None) -> openai.Open
 
 class OpenAIProvider(HostedProvider[openai.OpenAI, OpenAIProviderSettings]):
     """One model behind the Chat Completions API."""
+
+    @staticmethod
+    def list_models(provider_name: str, settings: OpenAIProviderSettings) -> list[RemoteModel]:
+        """The models the provider serves, from its model-listing endpoint (a network call)."""
+        return list_remote_models(provider_name, settings)
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> PromptTokens | Uncountable:
+        """Offline and exact when the model's encoding is known (see openai_tokens)."""
+        return openai_tokens.count_prompt_tokens(self.resolved, messages)
 
     def __init__(self, resolved: ResolvedModel) -> None:
         super().__init__(resolved, _settings(resolved), _Stalled)

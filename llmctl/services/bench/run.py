@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmctl.config import DType, ModelSettings, Quantization, Settings
+from llmctl.config import ModelSettings, Settings
 from llmctl.errors import UsageError
+from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import Provider, ResolvedModel
 from llmctl.services.bench.measure import (
     CallMaker,
@@ -49,7 +50,6 @@ Clock = Callable[[], float]
 Progress = Callable[[str], None]
 ProviderOpener = Callable[[ResolvedModel], Provider]
 
-LOCAL_KIND = "huggingface"
 METRICS = ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "total_s")
 
 
@@ -187,7 +187,7 @@ def with_load_overrides(
     """The same model with ``--quantize``/``--dtype``/``--compile`` over its configured loading options."""
     if quantize is None and dtype is None and not compile:
         return resolved
-    if resolved.kind != LOCAL_KIND:
+    if not resolved.spec.local:
         given = (("--quantize", quantize), ("--dtype", dtype), ("--compile", compile))
         flags = [name for name, value in given if value]
         raise UsageError(
@@ -238,7 +238,7 @@ def run_bench(
         from llmctl.providers.registry import open_provider as registry_open
 
         open_provider = registry_open
-    local = resolved.kind == LOCAL_KIND
+    local = resolved.spec.local
     calls = CallMaker(settings or Settings(), record=record, ignore_budget=ignore_budget)
 
     say("Importing the backend")

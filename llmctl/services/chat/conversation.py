@@ -12,13 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from llmctl.domain import CountSource, Message, Usage
+from llmctl.domain import CountSource, Message, RunStatus, Usage
 
 FORMAT_VERSION = 1
-STATUS_OK = "ok"
-STATUS_INTERRUPTED = "interrupted"
-STATUS_ERROR = "error"
-STATUSES = (STATUS_OK, STATUS_INTERRUPTED, STATUS_ERROR)
 
 
 def now() -> datetime:
@@ -36,7 +32,7 @@ class Turn:
     user: str
     reply: str
     model: str
-    status: str = STATUS_OK  # ok | interrupted | error
+    status: RunStatus = RunStatus.OK
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
@@ -44,10 +40,13 @@ class Turn:
     at: datetime = field(default_factory=now)
     id: str = field(default_factory=new_turn_id)  # what two chats on one conversation merge by
 
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # a plain "ok" becomes the member; anything else is a ValueError
+
     @property
     def in_context(self) -> bool:
         """Whether the turn is sent back to the model: not a failed or interrupted one that produced nothing."""
-        return self.status == STATUS_OK or bool(self.reply.strip())
+        return self.status is RunStatus.OK or bool(self.reply.strip())
 
 
 @dataclass
@@ -170,7 +169,7 @@ def turn_to_json(turn: Turn) -> dict[str, Any]:
         "user": turn.user,
         "reply": turn.reply,
         "model": turn.model,
-        "status": turn.status,
+        "status": turn.status.value,
         "finish_reason": turn.finish_reason,
         "usage": _usage_to_json(turn.usage),
         "cost_usd": turn.cost_usd,
@@ -194,15 +193,15 @@ def conversation_to_json(conversation: Conversation) -> dict[str, Any]:
 def _turn_from_json(value: Any, index: int, model: str) -> Turn:
     data = _object(value, f"turn {index + 1}")
     at = _moment(data, "at") if data.get("at") is not None else now()
-    status = data.get("status") or STATUS_OK
-    if status not in STATUSES:
-        raise ValueError(f"turn {index + 1} has status {status!r}, not one of {', '.join(STATUSES)}")
+    status = data.get("status") or RunStatus.OK
+    if status not in tuple(RunStatus):
+        raise ValueError(f"turn {index + 1} has status {status!r}, not one of {', '.join(RunStatus)}")
     cost = _typed(data, "cost_usd", (int, float), optional=True)
     return Turn(
         user=_typed(data, "user", str),
         reply=_typed(data, "reply", str),
         model=_typed(data, "model", str, optional=True) or model,
-        status=status,
+        status=RunStatus(status),
         finish_reason=_typed(data, "finish_reason", str, optional=True),
         usage=_usage_from_json(_object({} if data.get("usage") is None else data["usage"], "usage")),
         cost_usd=None if cost is None else float(cost),

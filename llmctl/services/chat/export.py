@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llmctl.domain import RunStatus
 from llmctl.errors import InputError
-from llmctl.services.chat.conversation import STATUS_ERROR, STATUS_INTERRUPTED, Conversation, conversation_to_json
+from llmctl.services.chat.conversation import Conversation, conversation_to_json
 
 
 def to_markdown(conversation: Conversation) -> str:
@@ -27,9 +28,9 @@ def to_markdown(conversation: Conversation) -> str:
         lines += [heading, ""]
         if turn.reply:
             lines += [turn.reply, ""]
-        if turn.status == STATUS_INTERRUPTED:
+        if turn.status is RunStatus.INTERRUPTED:
             lines += ["*(interrupted)*", ""]
-        elif turn.status == STATUS_ERROR:
+        elif turn.status is RunStatus.ERROR:
             lines += [f"*(failed: {turn.error or 'unknown error'})*", ""]
     return "\n".join(lines).rstrip() + "\n"
 

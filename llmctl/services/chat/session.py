@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message
 from llmctl.errors import ContextLengthError, LlmctlError, UsageError
-from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.base import PromptTokens, Provider, ResolvedModel, count_prompt_tokens, for_chat
+from llmctl.providers.hosted.openai_tokens import PROXY_ENCODING, chat_tokens, openai_encoding_name
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services import interrupts, token_counting
 from llmctl.services.calls import Call, CallOutcome
 from llmctl.services.chat.conversation import (
-    STATUS_ERROR,
-    STATUS_INTERRUPTED,
-    STATUS_OK,
     Conversation,
     Turn,
     UsageTotals,
@@ -34,7 +32,7 @@ from llmctl.services.chat.conversation import (
     usage_totals,
 )
 from llmctl.services.chat.store import ConversationStore
-from llmctl.services.generation import GenerationResult, RunStatus, check_input_size
+from llmctl.services.generation import GenerationResult, check_input_size
 from llmctl.services.usage.pricing import Price, price_for, unknown_price_hint
 
 # Room kept for the reply when fitting the history: max_tokens, but never more than this share of the window.
@@ -46,36 +44,16 @@ ProviderOpener = Callable[[ResolvedModel], Provider]
 
 
 def open_chat_provider(resolved: ResolvedModel, *, kv_reuse: bool = True) -> Provider:
-    """The provider for a chat: local models keep their KV cache between turns."""
-    provider = open_provider(resolved)
-    if resolved.kind == "huggingface":
-        from llmctl.providers.hf.kv_cache import KVCacheProvider
-        from llmctl.providers.hf.provider import HuggingFaceProvider
-
-        if isinstance(provider, HuggingFaceProvider):
-            return KVCacheProvider(provider, reuse=kv_reuse)
-    return provider
+    """The provider for a chat: one that keeps its KV cache between turns where the backend can."""
+    return for_chat(open_provider(resolved), reuse_kv=kv_reuse)
 
 
 def hosted_prompt_tokens(resolved: ResolvedModel, messages: Sequence[Message]) -> int:
-    """Offline: exact for OpenAI models with a known encoding, else an o200k_base estimate.
+    """Offline: exact for a model with a known OpenAI encoding, else an o200k_base estimate.
 
     (Anthropic's exact count is an API call; fitting the history every turn does without it.)
     """
-    encoding = token_counting.openai_encoding_name(resolved.model_id) if resolved.kind == "openai" else None
-    encoding = encoding or token_counting.PROXY_ENCODING
-    total = token_counting.TOKENS_TO_PRIME_REPLY
-    for message in messages:
-        total += token_counting.TOKENS_PER_MESSAGE + token_counting.text_tokens(encoding, message.role)
-        total += token_counting.text_tokens(encoding, message.content)
-    return total
-
-
-def model_reference(resolved: ResolvedModel) -> str:
-    """What to type (-m) to get this model again: the alias, the folder, or PROVIDER/MODEL-ID."""
-    return resolved.alias or (
-        resolved.model_id if resolved.model_id.startswith("/") else f"{resolved.provider_name}/{resolved.model_id}"
-    )
+    return chat_tokens(openai_encoding_name(resolved.model_id) or PROXY_ENCODING, messages)
 
 
 @dataclass(frozen=True)
@@ -108,12 +86,11 @@ class ContextState:
 def turn_of(user_text: str, resolved: ResolvedModel, call: CallOutcome) -> Turn:
     """The conversation turn a finished call makes (whatever ended it)."""
     result = call.result
-    status = {RunStatus.OK: STATUS_OK, RunStatus.INTERRUPTED: STATUS_INTERRUPTED, RunStatus.ERROR: STATUS_ERROR}
     return Turn(
         user=user_text,
         reply=result.completion.text,
-        model=model_reference(resolved),
-        status=status[result.status],
+        model=resolved.display_name,
+        status=result.status,
         finish_reason=result.completion.finish_reason.value,
         usage=result.completion.usage,
         cost_usd=call.cost_usd,
@@ -134,7 +111,7 @@ def save_one_shot(
 
     Returns a warning when the store refuses it (the answer was shown; nothing else is lost).
     """
-    conversation = Conversation(id=conversation_id, model=model_reference(resolved), system=system)
+    conversation = Conversation(id=conversation_id, model=resolved.display_name, system=system)
     conversation.turns.append(turn_of(user_text, resolved, call))
     try:
         store.save(conversation)
@@ -204,9 +181,9 @@ class ChatSession:
         resolved = resolve(model if model is not None or conversation is None else conversation.model, settings)
         self._provider = opener(resolved)
         if conversation is None:
-            conversation = Conversation(id=new_conversation_id(), model=model_reference(resolved), system=system)
+            conversation = Conversation(id=new_conversation_id(), model=resolved.display_name, system=system)
         else:
-            conversation.model = model_reference(resolved)
+            conversation.model = resolved.display_name
             if system is not None:
                 conversation.system = system
         self._conversation = conversation
@@ -352,16 +329,15 @@ class ChatSession:
         else the one listed for a hosted model."""
         if not self._window_known:
             window = self._provider.context_window()
-            if window is None and self._provider.resolved.kind != "huggingface":
+            if window is None and not self._provider.resolved.spec.local:
                 window = token_counting.context_window(self._provider.resolved)
             self._window, self._window_known = window, True
         return self._window
 
     def _count(self, messages: Sequence[Message]) -> int:
-        counter = getattr(self._provider, "count_prompt_tokens", None)
-        if counter is not None:  # a local model: exact, with its tokenizer and chat template
-            counted: int = counter(messages)
-            return counted
+        counted = count_prompt_tokens(self._provider, messages)
+        if isinstance(counted, PromptTokens):  # a local model: exact, with its tokenizer and chat template
+            return counted.tokens
         return hosted_prompt_tokens(self._provider.resolved, messages)
 
     def _complete(self, user_text: str, call: CallOutcome) -> TurnOutcome:
@@ -394,7 +370,7 @@ class ChatSession:
     def reset(self) -> Conversation:
         """Start a new conversation with the same model and system prompt."""
         self._conversation = Conversation(
-            id=new_conversation_id(), model=model_reference(self._provider.resolved), system=self._conversation.system
+            id=new_conversation_id(), model=self._provider.resolved.display_name, system=self._conversation.system
         )
         self._context = ContextState()
         return self._conversation
@@ -416,7 +392,7 @@ class ChatSession:
         self._provider.close()
         self._provider = provider
         self._price_known = self._window_known = False
-        self._conversation.model = model_reference(resolved)
+        self._conversation.model = resolved.display_name
         self._context.start = 0  # a new window size: fit again from the start
         self._save()
         return resolved

@@ -9,6 +9,7 @@ import csv
 import io
 from collections.abc import Sequence
 
+from llmctl.domain import human_bytes
 from llmctl.services.compare.report import ModelSummary, Report, Spread
 from llmctl.services.usage.report import format_cost
 
@@ -110,15 +111,9 @@ def memory_cell(model: ModelSummary) -> str | None:
         return "hosted" if model.provider is not None else None
     if memory is None:
         return None
-    size = _size(memory.needed_bytes)
+    size = human_bytes(memory.needed_bytes, binary=True)
     verdict = {True: "fits", False: "does not fit", None: "fit unknown"}[memory.fits]
     return f"{size} {memory.precision}, {verdict}"
-
-
-def _size(count: int) -> str:
-    if count >= 2**30:
-        return f"{count / 2**30:,.1f} GiB"
-    return f"{count / 2**20:,.0f} MiB" if count >= 10 * 2**20 else f"{count / 2**20:,.1f} MiB"
 
 
 def model_cell(model: ModelSummary) -> str:

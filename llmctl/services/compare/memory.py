@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmctl.config import HuggingFaceProviderSettings
 from llmctl.errors import LlmctlError
 from llmctl.hub.weights import precision_for
+from llmctl.provider_specs import dtype_of
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.models import hardware
 from llmctl.services.models.info import describe_local
@@ -27,8 +27,7 @@ def memory_fit(resolved: ResolvedModel, machine: hardware.Hardware | None = None
     except (LlmctlError, OSError, ValueError):
         return None  # the call itself will say what is wrong with the model
     model_dtype = resolved.model_settings.dtype if resolved.model_settings else None
-    provider = resolved.provider_settings
-    provider_dtype = provider.dtype if isinstance(provider, HuggingFaceProviderSettings) else None
+    provider_dtype = dtype_of(resolved.provider_settings)
     precision = precision_for(details.configured_quantization, model_dtype or provider_dtype, details.checkpoint_dtype)
     for row in details.estimates:
         if row.precision == precision:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from llmctl.domain import RunStatus
 from llmctl.services.compare.checks import Verdict
 from llmctl.services.compare.memory import MemoryFit
 from llmctl.services.compare.run import Call, Comparison, ModelEntry
@@ -83,7 +84,7 @@ class ModelSummary:
     def status(self) -> str:
         if self.ok_calls == self.planned_calls:
             return "ok"
-        if self.error == "interrupted":
+        if self.error == RunStatus.INTERRUPTED:
             return f"interrupted ({self.ok_calls}/{self.planned_calls} ok)" if self.ok_calls else "interrupted"
         if self.ok_calls == 0:
             return f"error: {self.error}" if self.error else "not run"
@@ -278,7 +279,7 @@ def _call_json(call: Call) -> dict[str, Any]:
         "model": call.model,
         "case": call.case,
         "run": call.run,
-        "status": "ok" if call.ok else "error",
+        "status": RunStatus.OK.value if call.ok else RunStatus.ERROR.value,
         "error": call.outcome.error,
         "text": call.outcome.text,
         "first_token_s": None

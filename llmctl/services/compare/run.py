@@ -14,18 +14,17 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from llmctl.config import Settings
-from llmctl.domain import GenerationParams, GenerationRequest
+from llmctl.domain import GenerationParams, GenerationRequest, RunStatus
 from llmctl.errors import AuthenticationError, ConfigError, LlmctlError, MissingDependencyError, ModelNotFoundError
-from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.base import Provider, ResolvedModel, unsupported_params
 from llmctl.providers.registry import open_provider, resolve
 from llmctl.services import calls
 from llmctl.services.compare.cases import Case
 from llmctl.services.compare.checks import NOT_JUDGED, CheckResult, Verdict, failed_call_results, run_checks
 from llmctl.services.compare.memory import MemoryFit, memory_fit
-from llmctl.services.generation import GenerationResult, GenerationRun, RunStatus, build_messages
+from llmctl.services.generation import GenerationResult, GenerationRun, build_messages
 from llmctl.services.models import hardware
 
-LOCAL_KIND = "huggingface"
 # Errors that every further call on the model would repeat: the model's other calls are not made.
 _CANNOT_START = (AuthenticationError, MissingDependencyError, ModelNotFoundError, ConfigError)
 ProviderOpener = Callable[[ResolvedModel], Provider]
@@ -79,9 +78,9 @@ def run_one(
     recorded = call.outcome
     result = recorded.result
     notes = call.warnings + recorded.warnings
-    error = None
+    error: str | None = None
     if result.status is RunStatus.INTERRUPTED:
-        error = "interrupted"
+        error = RunStatus.INTERRUPTED
     elif result.error is not None:
         error = result.error.message
     cannot_start = isinstance(result.error, _CANNOT_START)
@@ -188,7 +187,7 @@ def prepare_models(references: Sequence[str], settings: Settings) -> list[ModelE
             entry.error, entry.hint = exc.message, exc.hint
         else:
             entry.resolved, entry.name, entry.provider = resolved, resolved.display_name, resolved.provider_name
-            entry.local = resolved.kind == LOCAL_KIND
+            entry.local = resolved.spec.local
             if entry.local:
                 machine = machine or hardware.detect()
                 entry.memory = memory_fit(resolved, machine)
@@ -301,7 +300,7 @@ def _run_model(
 def ignored_params_warning(provider: Provider, model: str, flags: frozenset[str]) -> list[str]:
     """Say so when a flag the user set does not reach this model (Anthropic's API takes no temperature):
     the comparison then differs in more than the model."""
-    ignored: frozenset[str] = getattr(provider, "ignored_params", frozenset())
+    ignored = unsupported_params(provider)
     names = [f"--{name.replace('_', '-')}" for name in sorted(ignored & flags)]
     return [f"{model} does not take {', '.join(names)}; ignored for it."] if names else []
 

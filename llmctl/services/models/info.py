@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DEMO_MODEL_ALIAS, HuggingFaceProviderSettings, Settings
+from llmctl.config import DEMO_MODEL_ALIAS, Settings
 from llmctl.errors import ModelNotFoundError
 from llmctl.hub.cache import cached_snapshot, folder_file_sizes, hub_cache_dir
 from llmctl.hub.weights import (
@@ -19,54 +18,22 @@ from llmctl.hub.weights import (
     tensor_stats,
 )
 from llmctl.paths import demo_model_dir
+from llmctl.provider_specs import cache_dir_of, quantization_of
 from llmctl.providers.base import ResolvedModel
 from llmctl.providers.hf.folder import missing_weights
+from llmctl.providers.hf.model_config import (
+    architecture_from_config,
+    checkpoint_quantization,
+    context_window_from_config,
+    read_json,
+    read_model_config,
+)
 from llmctl.providers.registry import resolve
 from llmctl.redaction import redact
 from llmctl.services.models import hardware as hw
 from llmctl.services.models.precision import cpu_flags, precision_advice
 
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def context_window_from_config(config: Mapping[str, Any]) -> int | None:
-    for key in CONTEXT_KEYS:
-        value = config.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    text = config.get("text_config")  # multimodal models keep the language model's settings here
-    return context_window_from_config(text) if isinstance(text, Mapping) else None
-
-
-def architecture_from_config(config: Mapping[str, Any]) -> str | None:
-    architectures = config.get("architectures")
-    if isinstance(architectures, list) and architectures:
-        return str(architectures[0])
-    model_type = config.get("model_type")
-    return str(model_type) if model_type else None
-
-
-def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
-    """How a pre-quantized checkpoint was quantized (GPTQ, AWQ, bitsandbytes, FP8 ...), if it was."""
-    quant = config.get("quantization_config")
-    if not isinstance(quant, Mapping):
-        return None
-    method = str(quant.get("quant_method") or "quantized")
-    bits = quant.get("bits")
-    if quant.get("load_in_4bit"):
-        bits = 4
-    elif quant.get("load_in_8bit"):
-        bits = 8
-    return f"{method} {bits}-bit" if bits else method
 
 
 def chat_template_source(folder: Path) -> str | None:
@@ -168,17 +135,13 @@ def locate_local(resolved: ResolvedModel) -> LocalModel:
     folder = resolved.local_folder
     if folder is not None:
         return LocalModel(folder, "folder")
-    provider = resolved.provider_settings
-    cache_dir = provider.cache_dir if isinstance(provider, HuggingFaceProviderSettings) else None
-    snapshot = cached_snapshot(hub_cache_dir(cache_dir), resolved.model_id)
+    snapshot = cached_snapshot(hub_cache_dir(cache_dir_of(resolved.provider_settings)), resolved.model_id)
     return LocalModel(snapshot, "hf-cache", resolved.model_id, snapshot.name)
 
 
 def configured_quantization(resolved: ResolvedModel) -> str | None:
     model_q = resolved.model_settings.quantization if resolved.model_settings else None
-    provider = resolved.provider_settings
-    provider_q = provider.quantization if isinstance(provider, HuggingFaceProviderSettings) else None
-    return model_q or provider_q
+    return model_q or quantization_of(resolved.provider_settings)
 
 
 def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> ModelDetails:
@@ -190,7 +153,7 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
             + (" (or its download is incomplete)." if local.source == "hf-cache" else "."),
             hint=f"Run `llmctl models download {local.repo_id}` to finish it." if local.repo_id else None,
         )
-    config = read_json(folder / "config.json")
+    config = read_model_config(folder)
     stats = tensor_stats(folder)
     files = folder_file_sizes(folder)
     notes = []
@@ -264,7 +227,7 @@ def architecture_stats(folder: Path, config: Mapping[str, Any]) -> TensorStats |
     dtype = _HEADER_DTYPES.get(str(checkpoint_dtype(config, None)), "BF16")
     header = {name: {"shape": shape, "dtype": dtype} for name, shape in shapes.items()}
     stats = TensorStats.from_headers({"config.json": header})
-    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, stored_bytes=0, files=())
+    return TensorStats(stats.parameters, stats.quantizable, stats.by_dtype, files=())
 
 
 def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
@@ -291,6 +254,6 @@ def describe_hosted(resolved: ResolvedModel) -> ModelDetails:
 def describe(reference: str | None, settings: Settings, *, machine: hw.Hardware | None = None) -> ModelDetails:
     """Details of the model ``reference`` names (alias, demo, folder, hf/ORG/NAME, or a hosted model)."""
     resolved = resolve(reference, settings)
-    if resolved.kind != "huggingface":
+    if resolved.spec.model_files is None:
         return describe_hosted(resolved)
     return describe_local(resolved, machine=machine if machine is not None else hw.detect())

@@ -15,24 +15,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import DType, ModelSettings, Quantization, Settings
+from llmctl.config import ModelSettings, Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message, human_bytes
 from llmctl.errors import ProviderError, UsageError
 from llmctl.hub.weights import (
-    DTYPE_BYTES,
     checkpoint_dtype,
+    dtype_bytes,
     estimate_weights,
     precision_for,
     tensor_stats,
 )
+from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import ResolvedModel
+from llmctl.providers.hf.model_config import read_model_config
 from llmctl.providers.registry import resolve
 from llmctl.services.models import hardware as hw
-from llmctl.services.models.info import locate_local, read_json
+from llmctl.services.models.info import locate_local
 
 DEFAULT_TEST_PROMPT = "Say hello in one short sentence."
 DEFAULT_TEST_TOKENS = 32
-_DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,10 @@ def check_fit(resolved: ResolvedModel, machine: hw.Hardware | None = None) -> Fi
     if stats is None:
         return None
     quantization, dtype, device_map = _effective(resolved)
-    stored = checkpoint_dtype(read_json(folder / "config.json"), stats)
+    stored = checkpoint_dtype(read_model_config(folder), stats)
     precision = precision_for(quantization, dtype, stored)
     effective_dtype = dtype if dtype != "auto" else (stored or "bfloat16")
-    rest = _DTYPE_BYTES.get(effective_dtype, DTYPE_BYTES.get(effective_dtype, 2))
+    rest = dtype_bytes(effective_dtype)
     weights = estimate_weights(stats, precision, rest_bytes=rest)
     machine = machine or hw.detect(include_gpus=device_map != "cpu", gpu_free=True)
     target, available = _capacity(device_map, machine)
@@ -185,7 +186,7 @@ def load_and_test(
 ) -> LoadReport:
     """Load the model as ``generate`` would (with these overrides), measure it, and generate a few tokens."""
     resolved = resolve(reference, settings)
-    if resolved.kind != "huggingface":
+    if not resolved.spec.local:
         raise UsageError(
             f"{resolved.display_name} is a hosted model ({resolved.provider_name}); `models load` is for local models.",
             hint="Try it with: llmctl generate -m " + (reference or resolved.display_name) + ' "hello"',

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from llmctl.config import Settings
 from llmctl.domain import plural
-from llmctl.errors import LlmctlError
+from llmctl.errors import ExitStatus, LlmctlError
 from llmctl.providers.base import ResolvedModel
 from llmctl.services.usage.accounting import format_cost
 from llmctl.services.usage.ledger import LedgerError, UsageLedger, UsageQuery
@@ -28,7 +28,7 @@ class BudgetExceededError(LlmctlError):
     change by retrying until the period rolls over, the budget is raised, or
     ``--ignore-budget`` is passed."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
     def __init__(self, status: BudgetStatus) -> None:
         super().__init__(

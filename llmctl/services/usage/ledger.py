@@ -35,14 +35,15 @@ from llmctl.paths import data_home
 from llmctl.services.usage.rollup import PERIODS, Period, RawRange, bucket_start, cover, utc_day
 from llmctl.services.usage.schema import COLUMNS as COLUMNS  # re-exported: callers know them from here
 from llmctl.services.usage.schema import MIGRATIONS, SCHEMA_VERSION, cause_of, statements
+from llmctl.services.usage.schema import NOT_APPLICABLE as NOT_APPLICABLE
 from llmctl.services.usage.schema import LedgerError as LedgerError
 from llmctl.services.usage.schema import LedgerRecord as LedgerRecord
+from llmctl.services.usage.schema import Totals as Totals
 
 LEDGER_FILE = "usage.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 
 GroupBy = Literal["model", "provider", "day", "command"]
-NOT_APPLICABLE = "not_applicable"  # token source of a call that never reached a model
 # `--by model` groups on provider and model together: one model id served by two providers is two rows.
 _MODEL_KEY = "provider || '/' || model"
 
@@ -52,72 +53,14 @@ def ledger_path() -> Path:
     return data_home() / LEDGER_FILE
 
 
-@dataclass
-class Totals:
-    """Sums over a set of calls, with how many calls each sum covers."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    input_calls: int = 0
-    output_tokens: int = 0
-    output_calls: int = 0
-    total_tokens: int = 0
-    total_calls: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_calls: int = 0
-    errors: int = 0
-    interrupted: int = 0
-    unreached: int = 0  # calls that never reached a model: no tokens used, none unknown
-
-    def add(self, values: Sequence[Any]) -> None:
-        for name, value in zip((f.name for f in fields(self)), values, strict=True):
-            setattr(self, name, getattr(self, name) + (value or 0))
-
-    @property
-    def reached(self) -> int:
-        """Calls that reached a model (only they can have counts, known or not)."""
-        return self.calls - self.unreached
-
-    @property
-    def unknown_input(self) -> int:
-        return max(0, self.reached - self.input_calls)
-
-    @property
-    def unknown_output(self) -> int:
-        return max(0, self.reached - self.output_calls)
-
-    @property
-    def unknown_tokens(self) -> int:
-        """Calls whose total token count is unknown (so the token sums are lower bounds)."""
-        return max(0, self.reached - self.total_calls)
-
-    @property
-    def unknown_cost(self) -> int:
-        """Calls whose cost is unknown (so the cost sum is a lower bound)."""
-        return max(0, self.reached - self.cost_calls)
-
-
 # The rollup's measures, in table order: one per field of Totals.
-_MEASURES: tuple[str, ...] = tuple(f.name for f in fields(Totals))
+_MEASURE_FIELDS = fields(Totals)
+_MEASURES: tuple[str, ...] = tuple(f.name for f in _MEASURE_FIELDS)
+_RAW_MEASURES = ", ".join(f.metadata["sql"] for f in _MEASURE_FIELDS)  # the same sums over the calls table
 
 
 def _contribution(r: LedgerRecord) -> tuple[float, ...]:
-    return (
-        1,
-        r.input_tokens or 0,
-        r.input_tokens is not None,
-        r.output_tokens or 0,
-        r.output_tokens is not None,
-        r.total_tokens or 0,
-        r.total_tokens is not None,
-        r.cached_input_tokens or 0,
-        r.cost_usd or 0.0,
-        r.cost_usd is not None,
-        r.status == "error",
-        r.status == "interrupted",
-        r.token_source == NOT_APPLICABLE,
-    )
+    return tuple(f.metadata["row"](r) for f in _MEASURE_FIELDS)
 
 
 _ROLLUP_UPSERT = (
@@ -309,8 +252,7 @@ class UsageLedger:
         buckets, raws = cover(query.since, query.until, periods)
         filters, params = self._filters(query)
         # A ledger read in place at an older schema lacks the later measures: they are 0 there.
-        present = _MEASURES if self._version >= SCHEMA_VERSION else _MEASURES[:-1]
-        sums = ", ".join([*(f"SUM({m})" for m in present), *("0" for _ in _MEASURES[len(present) :])])
+        sums = ", ".join(f"SUM({f.name})" if f.metadata["since"] <= self._version else "0" for f in _MEASURE_FIELDS)
         try:
             for bucket in buckets:
                 where = ["period = ?", *filters]
@@ -357,13 +299,7 @@ class UsageLedger:
             where.append("ts < ?")
             values.append(raw.end)
         key = "CAST(ts / 86400 AS INTEGER)" if by == "day" else _MODEL_KEY if by == "model" else by
-        measures = (
-            "COUNT(*), SUM(COALESCE(input_tokens, 0)), COUNT(input_tokens), SUM(COALESCE(output_tokens, 0)), "
-            "COUNT(output_tokens), SUM(COALESCE(total_tokens, 0)), COUNT(total_tokens), "
-            "SUM(COALESCE(cached_input_tokens, 0)), SUM(COALESCE(cost_usd, 0)), COUNT(cost_usd), "
-            f"SUM(status = 'error'), SUM(status = 'interrupted'), SUM(token_source = '{NOT_APPLICABLE}')"
-        )
-        sql = f"SELECT {key}, {measures} FROM calls {_where(where)} GROUP BY {key}"
+        sql = f"SELECT {key}, {_RAW_MEASURES} FROM calls {_where(where)} GROUP BY {key}"
         for row in conn.execute(sql, values):
             yield (utc_day(row[0] * 86400) if by == "day" else row[0]), row[1:]
 

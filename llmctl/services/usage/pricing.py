@@ -26,11 +26,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from llmctl.config import HuggingFaceProviderSettings
 from llmctl.domain import Usage
+from llmctl.provider_specs import configured_prices
 from llmctl.providers.base import ResolvedModel
 
-_OFFICIAL_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic"}
 _PER_MTOK = 1_000_000
 
 
@@ -70,13 +69,13 @@ def price_for(resolved: ResolvedModel) -> Price | None:
     configured_out: float | None = None
     if model is not None:
         configured_in, configured_out = model.input_price_per_mtok, model.output_price_per_mtok
-    if not isinstance(provider, HuggingFaceProviderSettings):
-        configured_in = provider.input_price_per_mtok if configured_in is None else configured_in
-        configured_out = provider.output_price_per_mtok if configured_out is None else configured_out
+    provider_in, provider_out = configured_prices(provider)
+    configured_in = provider_in if configured_in is None else configured_in
+    configured_out = provider_out if configured_out is None else configured_out
     if configured_in is not None and configured_out is not None:
         return Price(configured_in, configured_out, PriceSource.CONFIG)
 
-    if isinstance(provider, HuggingFaceProviderSettings):
+    if resolved.spec.local:
         if configured_in is None and configured_out is None:
             return Price(0.0, 0.0, PriceSource.LOCAL)
         # Half a local price: the missing half is free, as local models are.
@@ -140,10 +139,10 @@ def _calc(resolved: ResolvedModel, usage: Any) -> Any:
     The official APIs are found by provider id; any other base URL (an OpenAI-compatible
     server, a proxy) by its URL, so a local server is never priced as OpenAI.
     """
+    provider_id = resolved.spec.pricing_vendor
+    if provider_id is None:
+        return None  # never priced (a local engine)
     base_url = getattr(resolved.provider_settings, "base_url", None)
-    provider_id = _OFFICIAL_PROVIDER_IDS.get(resolved.kind)
-    if not base_url and not provider_id:
-        return None
     from genai_prices import calc_price
 
     try:
@@ -156,7 +155,7 @@ def _calc(resolved: ResolvedModel, usage: Any) -> Any:
 
 def listed_model_info(resolved: ResolvedModel) -> Any:
     """genai-prices' entry for a hosted model (name, context window ...), or ``None``."""
-    if isinstance(resolved.provider_settings, HuggingFaceProviderSettings):
+    if resolved.spec.pricing_vendor is None:
         return None
     from genai_prices import Usage as PricesUsage
 

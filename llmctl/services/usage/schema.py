@@ -3,6 +3,10 @@
 ``MIGRATIONS[n]`` takes a ledger from version ``n`` to ``n + 1``. Append a new entry to
 change the schema; never edit a released one: old ledgers replay them in order.
 
+A call is a :class:`LedgerRecord` (the ``calls`` table's columns); the rollup's measures are
+the fields of :class:`Totals`, each declaring how one call adds to it (a new measure: a field
+there and a migration adding its column).
+
 :class:`LedgerError` carries the cause of a failure (corrupt file, schema too new,
 permissions, full disk, locked), read from SQLite's result code, so the hint fits it.
 """
@@ -10,8 +14,12 @@ permissions, full disk, locked), read from SQLite's result code, so the hint fit
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from llmctl.domain import RunStatus
 
 _V1 = """
 CREATE TABLE calls (
@@ -70,7 +78,7 @@ class LedgerRecord:
     command: str  # generate, chat, ...
     provider: str
     model: str
-    status: str  # ok | error | interrupted
+    status: str  # a RunStatus value
     token_source: str  # provider | exact | estimate | unknown | not_applicable (never reached a model)
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -94,6 +102,77 @@ class LedgerRecord:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord) if f.name != "id")
+
+NOT_APPLICABLE = "not_applicable"  # token source of a call that never reached a model
+
+_T = TypeVar("_T", int, float)
+
+
+def _measure(zero: _T, row: Callable[[LedgerRecord], float], sql: str, *, since: int = 1) -> _T:
+    """A rollup measure: a field of Totals, a column of ``usage_rollup`` (from schema version ``since``).
+
+    ``row`` is one call's contribution to it (added to the rollup when the call is written); ``sql``
+    is the same over the ``calls`` table (for the partial hours a report reads raw).
+    """
+    return field(default=zero, metadata={"row": row, "sql": sql, "since": since})
+
+
+@dataclass
+class Totals:
+    """Sums over a set of calls, with how many calls each sum covers.
+
+    Each field is one measure of the rollup, in table order; how a call adds to it is declared here
+    once, and the rollup upsert, its SQL over raw calls and the report's sums all follow from it.
+    """
+
+    calls: int = _measure(0, lambda r: 1, "COUNT(*)")
+    input_tokens: int = _measure(0, lambda r: r.input_tokens or 0, "SUM(COALESCE(input_tokens, 0))")
+    input_calls: int = _measure(0, lambda r: r.input_tokens is not None, "COUNT(input_tokens)")
+    output_tokens: int = _measure(0, lambda r: r.output_tokens or 0, "SUM(COALESCE(output_tokens, 0))")
+    output_calls: int = _measure(0, lambda r: r.output_tokens is not None, "COUNT(output_tokens)")
+    total_tokens: int = _measure(0, lambda r: r.total_tokens or 0, "SUM(COALESCE(total_tokens, 0))")
+    total_calls: int = _measure(0, lambda r: r.total_tokens is not None, "COUNT(total_tokens)")
+    cached_input_tokens: int = _measure(
+        0, lambda r: r.cached_input_tokens or 0, "SUM(COALESCE(cached_input_tokens, 0))"
+    )
+    cost_usd: float = _measure(0.0, lambda r: r.cost_usd or 0.0, "SUM(COALESCE(cost_usd, 0))")
+    cost_calls: int = _measure(0, lambda r: r.cost_usd is not None, "COUNT(cost_usd)")
+    errors: int = _measure(0, lambda r: r.status == RunStatus.ERROR, f"SUM(status = '{RunStatus.ERROR}')")
+    interrupted: int = _measure(
+        0, lambda r: r.status == RunStatus.INTERRUPTED, f"SUM(status = '{RunStatus.INTERRUPTED}')"
+    )
+    # calls that never reached a model: no tokens used, none unknown
+    unreached: int = _measure(
+        0, lambda r: r.token_source == NOT_APPLICABLE, f"SUM(token_source = '{NOT_APPLICABLE}')", since=2
+    )
+
+    def add(self, values: Sequence[Any]) -> None:
+        for name, value in zip((f.name for f in fields(self)), values, strict=True):
+            setattr(self, name, getattr(self, name) + (value or 0))
+
+    @property
+    def reached(self) -> int:
+        """Calls that reached a model (only they can have counts, known or not)."""
+        return self.calls - self.unreached
+
+    @property
+    def unknown_input(self) -> int:
+        return max(0, self.reached - self.input_calls)
+
+    @property
+    def unknown_output(self) -> int:
+        return max(0, self.reached - self.output_calls)
+
+    @property
+    def unknown_tokens(self) -> int:
+        """Calls whose total token count is unknown (so the token sums are lower bounds)."""
+        return max(0, self.reached - self.total_calls)
+
+    @property
+    def unknown_cost(self) -> int:
+        """Calls whose cost is unknown (so the cost sum is a lower bound)."""
+        return max(0, self.reached - self.cost_calls)
+
 
 # Calls that never reached a model (token source "not_applicable"): their counts are not unknown.
 _V2 = "ALTER TABLE usage_rollup ADD COLUMN unreached INTEGER NOT NULL DEFAULT 0"
