@@ -100,6 +100,17 @@ def test_compile_setting_reaches_generate(
     prompt = len(provider.prompt_ids(REQUEST))
     assert kwargs["max_cache_len"] >= prompt + GREEDY.max_tokens  # type: ignore[operator]
     assert kwargs["max_new_tokens"] == GREEDY.max_tokens
+    assert compiled.os.environ[compiled.INDUCTOR_CACHE_ENV] == str(provider.compile_cache_dir())
+
+
+def test_compiling_on_weights_loaded_by_another_provider_still_caches_under_llmctl_home(
+    isolated_home: Path, tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eager = open_tiny(tiny_models["llama"])
+    shared = HuggingFaceProvider(open_tiny(tiny_models["llama"], alias=True).resolved, loaded=eager.loaded)
+    kwargs = generate_kwargs_of(shared, monkeypatch)
+    assert kwargs["cache_implementation"] == "static"
+    assert compiled.os.environ[compiled.INDUCTOR_CACHE_ENV] == str(isolated_home / "torch-compile")
 
 
 def test_chat_kv_reuse_keeps_its_dynamic_cache_when_compiling(

@@ -159,8 +159,6 @@ class HuggingFaceProvider:
         if self._loaded is None:
             self._loaded = load_model(self._resolved)
             start_intra_op_pool()
-            if self._compiles:
-                compiled.use_compile_cache()
         return self._loaded
 
     def prepare(self) -> None:
@@ -228,6 +226,7 @@ class HuggingFaceProvider:
         # A caller's own cache (chat's KV reuse across turns) is dynamic: that call decodes eagerly.
         compiling = self._compiles and "cache" not in extra
         if compiling:
+            compiled.use_compile_cache()  # here, not at load: the weights may come loaded already
             length = compiled.static_cache_length(len(input_ids), max_new, window)
             extra = compiled.compiled_generate_kwargs(loaded.model, cache_length=length) | extra
         compile_before = compiled.compile_seconds_so_far() if compiling else None
