@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository: tests.tiny_models builds the model
 
 from _common import describe, load_average, machine, table
 
@@ -61,66 +62,15 @@ CORPUS = [
     "Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 1000; punctuation: , . ; : ! ? ( ) [ ] { } ' \" - _",
     "Ünïcödé, emoji 🙂 and CJK 漢字 must survive a round trip through the tokenizer.",
 ] * 50
-LLAMA3_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
-)
 
 
-def build_model(
-    folder: Path,
-    *,
-    hidden: int,
-    layers: int,
-    vocab: int,
-    intermediate: int | None = None,
-    heads: int = 8,
-    kv_heads: int = 4,
-    tie_embeddings: bool = False,
-    corpus: list[str] | None = None,
-) -> Path:
-    """A randomly initialised Llama with a trained byte-level BPE tokenizer and a chat template.
+def build_model(folder: Path, *, hidden: int, layers: int, vocab: int) -> Path:
+    """A randomly initialised Llama with a byte-level BPE tokenizer trained on CORPUS and a chat template:
+    the tests' tiny-model builder, at a size whose cost per token is more like a real model's."""
+    from tests.tiny_models import ModelSize, build_tiny_model
 
-    The tokenizer reaches ``vocab`` entries only if ``corpus`` has that many merges to learn;
-    the model's vocabulary is the tokenizer's real size.
-    """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(corpus or CORPUS, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token=specials[0], eos_token=specials[1], pad_token=specials[1]
-    )
-    tokenizer.chat_template = LLAMA3_TEMPLATE
-    tokenizer.save_pretrained(folder)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=intermediate or hidden * 3,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        tie_word_embeddings=tie_embeddings,
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder
+    size = ModelSize(hidden=hidden, layers=layers, heads=8, kv_heads=4, intermediate=hidden * 3, vocab=vocab)
+    return build_tiny_model("llama", folder, context=4096, size=size, corpus=CORPUS)
 
 
 def bench_model(folder: Path, *, new_tokens: int, rounds: int, label: str) -> dict[str, Any]:

@@ -54,10 +54,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import describe, load_average, machine, table
-from local_generation import PROMPT, build_model
+from local_generation import PROMPT
 
 GOAL = 0.97
-SMOLLM2_135M = {"hidden": 576, "intermediate": 1536, "layers": 30, "heads": 9, "kv_heads": 3}
+SMOLLM2_135M = {"hidden": 576, "intermediate": 1536, "layers": 30, "heads": 9, "kv_heads": 3, "tie_embeddings": True}
 CORPUS_BYTES = 12_000_000  # enough text for a 49k BPE vocabulary
 
 
@@ -319,7 +319,10 @@ def main() -> int:
             started = time.perf_counter()
             target = Path(tmp) / "smollm2-shape"
             corpus = stdlib_corpus()
-            folder = build_model(target, vocab=args.vocab, tie_embeddings=True, corpus=corpus, **SMOLLM2_135M)
+            from tests.tiny_models import ModelSize, build_tiny_model
+
+            size = ModelSize(vocab=args.vocab, **SMOLLM2_135M)
+            folder = build_tiny_model("llama", target, context=8192, size=size, corpus=corpus)
             print(f"Built the model in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         bandwidth = memory_bandwidth()
         print(f"Machine: {describe(info)}; torch {torch.__version__}")

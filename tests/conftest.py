@@ -17,6 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests.tiny_models import build_tiny_model
 
+# Shared fixtures: fake_provider (the scripted provider), oai/ant (loopback vendor servers).
+pytest_plugins = ["tests.fakes", "tests.hosted_servers"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

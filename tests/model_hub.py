@@ -81,30 +81,8 @@ def true_parameter_count(folder: Path) -> int:
 
 def build_quantizable_llama(folder: Path) -> Path:
     """A tiny Llama big enough that 8-bit and 4-bit visibly shrink it (hidden 256, 4 layers)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tests.tiny_models import build_tokenizer
+    from tests.tiny_models import ModelSize, build_tiny_model
 
     if (folder / "config.json").exists():
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer("llama", folder)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder
+    return build_tiny_model("llama", folder, size=ModelSize(hidden=256, layers=4, intermediate=512))

@@ -22,15 +22,19 @@ from llmctl.services.generation import MAX_CHARS_PER_TOKEN, check_input_size, re
 REPO = Path(__file__).resolve().parent.parent
 LLMCTL = [sys.executable, "-m", "llmctl"]
 
-# Commands that write to stdout, fast ones and one that generates (the demo model, greedy).
-WRITERS = [
+# Commands that write to stdout, fast ones and one that generates (the demo model, greedy: it imports torch).
+FAST_WRITERS = [
     ("config", "path"),
     ("config", "show"),
     ("usage", "--csv"),
     ("usage", "--json"),
     ("models", "list"),
     ("--help",),
-    ("generate", "What is the capital of France?", "--temperature", "0", "--max-tokens", "8"),
+]
+GENERATE = ("generate", "What is the capital of France?", "--temperature", "0", "--max-tokens", "8")
+WRITERS = [
+    *(pytest.param(command, id=" ".join(command)[:24]) for command in FAST_WRITERS),
+    pytest.param(GENERATE, id=" ".join(GENERATE)[:24], marks=pytest.mark.slow),
 ]
 
 
@@ -53,7 +57,7 @@ def _assert_one_line(stderr: str, phrase: str) -> None:
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
 
 
-@pytest.mark.parametrize("command", WRITERS, ids=[" ".join(c)[:24] for c in WRITERS])
+@pytest.mark.parametrize("command", WRITERS)
 @pytest.mark.parametrize(
     ("redirect", "phrase"),
     [(">&-", "standard output is closed"), (">/dev/full", "No space left on device")],
@@ -78,7 +82,7 @@ def test_with_stderr_closed_errors_do_not_land_on_stdout() -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command", WRITERS, ids=[" ".join(c)[:24] for c in WRITERS])
+@pytest.mark.parametrize("command", WRITERS)
 def test_every_command_ends_quietly_when_its_reader_goes_away(command: tuple[str, ...]) -> None:
     proc = subprocess.Popen(
         [*LLMCTL, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
@@ -106,6 +110,7 @@ def test_usage_csv_into_head_exits_0() -> None:
 # -- stdin far larger than the context window ---------------------------------------------------
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_fifty_megabytes_of_stdin_is_refused_fast_and_small(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     with big.open("wb") as handle:

@@ -7,6 +7,8 @@ a downloaded model takes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,10 @@ CORPUS = [
 ] * 4
 
 
-def build_tokenizer(family: str, folder: Path, *, with_template: bool = True) -> Any:
+def build_tokenizer(
+    family: str, folder: Path, *, with_template: bool = True, vocab: int = 400, corpus: Sequence[str] = CORPUS
+) -> Any:
+    """A byte-level BPE tokenizer trained on ``corpus`` (at most ``vocab`` tokens), with the family's specials."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -64,11 +69,11 @@ def build_tokenizer(family: str, folder: Path, *, with_template: bool = True) ->
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
+        vocab_size=vocab,
         special_tokens=spec["specials"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tokenizer.train_from_iterator(CORPUS, trainer)
+    tokenizer.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=spec["bos"],
@@ -81,10 +86,35 @@ def build_tokenizer(family: str, folder: Path, *, with_template: bool = True) ->
     return fast
 
 
+@dataclass(frozen=True)
+class ModelSize:
+    """How big a built model is. The default is the tests' (loads in well under a second); the
+    benchmarks build wider and deeper ones, whose cost per token is more like a real model's."""
+
+    hidden: int = 32
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int | None = None  # twice ``hidden`` when not given
+    vocab: int = 400  # the most the tokenizer may learn; a small corpus yields fewer
+    tie_embeddings: bool = False  # the output head shares the input embedding (SmolLM2 does); Llama only
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
 def build_tiny_model(
-    family: str, folder: Path, *, with_template: bool = True, context: int = 256, never_stops: bool = False
+    family: str,
+    folder: Path,
+    *,
+    with_template: bool = True,
+    context: int = 256,
+    never_stops: bool = False,
+    size: ModelSize = ModelSize(),
+    corpus: Sequence[str] = CORPUS,
 ) -> Path:
-    """Save a randomly initialised tiny ``family`` model with its tokenizer to ``folder``.
+    """Save a randomly initialised ``family`` model of ``size`` with its tokenizer to ``folder``.
 
     ``never_stops`` declares an end-of-sequence id outside the vocabulary, so sampling can never
     end a reply early: tests that interrupt a long reply need it to still be running.
@@ -100,14 +130,14 @@ def build_tiny_model(
     )
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(family, folder, with_template=with_template)
+    tokenizer = build_tokenizer(family, folder, with_template=with_template, vocab=size.vocab, corpus=corpus)
     common = {
         "vocab_size": len(tokenizer),
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "hidden_size": size.hidden,
+        "intermediate_size": size.intermediate or 2 * size.hidden,
+        "num_hidden_layers": size.layers,
+        "num_attention_heads": size.heads,
+        "num_key_value_heads": size.kv_heads,
         "max_position_embeddings": context,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
@@ -115,11 +145,11 @@ def build_tiny_model(
     }
     torch.manual_seed(0)
     if family == "llama":
-        model: Any = LlamaForCausalLM(LlamaConfig(**common))
+        model: Any = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=size.tie_embeddings))
     elif family == "mistral":
         model = MistralForCausalLM(MistralConfig(**common, sliding_window=None))
     else:
-        model = GemmaForCausalLM(GemmaConfig(**common, head_dim=8))
+        model = GemmaForCausalLM(GemmaConfig(**common, head_dim=size.head_dim))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     if never_stops:
         model.config.eos_token_id = model.generation_config.eos_token_id = len(tokenizer) + 7

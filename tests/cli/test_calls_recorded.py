@@ -22,8 +22,9 @@ import pytest
 
 from llmctl.domain import TextDelta
 from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
-from tests.cli.test_generate_ledger import ScriptedProvider, scripted
+from tests.cli.test_generate_ledger import HELLO_THERE, scripted
 from tests.conftest import CliResult
+from tests.fakes import FakeBackend
 from tests.tiny_models import build_tiny_model
 
 __all__ = ["scripted"]  # the fixture, imported for the tests below
@@ -66,6 +67,7 @@ def start(args: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subproc
     )
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_a_signal_mid_stream_in_generate_records_an_interrupted_row(
     endless_model: Path, signum: int, code: int
@@ -85,6 +87,7 @@ def test_a_signal_mid_stream_in_generate_records_an_interrupted_row(
     assert row.output_tokens is not None and 0 < row.output_tokens < 8000
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_a_signal_mid_reply_in_a_piped_chat_records_the_turn_and_keeps_the_conversation(
     endless_model: Path, isolated_home: Path, signum: int, code: int
@@ -107,6 +110,7 @@ def test_a_signal_mid_reply_in_a_piped_chat_records_the_turn_and_keeps_the_conve
     assert row.conversation_id == saved.stem
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_a_chat_whose_reader_closes_the_pipe_records_the_turn_and_saves_it(
     endless_model: Path, isolated_home: Path
 ) -> None:
@@ -127,6 +131,7 @@ def test_a_chat_whose_reader_closes_the_pipe_records_the_turn_and_saves_it(
     assert json.loads(saved.read_text())["turns"][0]["status"] == "interrupted"
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_generate_to_a_full_disk_says_so_in_one_line_and_records_the_call(tiny_models: dict[str, Path]) -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
@@ -161,9 +166,9 @@ NOT_OUR_ERRORS = [
 
 @pytest.mark.parametrize(("exception", "name"), NOT_OUR_ERRORS)
 def test_generate_records_a_call_ended_by_any_exception(
-    run_llmctl: Run, scripted: type[ScriptedProvider], exception: BaseException, name: str
+    run_llmctl: Run, scripted: FakeBackend, exception: BaseException, name: str
 ) -> None:
-    scripted.script = [*scripted.script[:2], exception]
+    scripted.enqueue(*HELLO_THERE[:2], exception)
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
@@ -174,9 +179,9 @@ def test_generate_records_a_call_ended_by_any_exception(
 
 @pytest.mark.parametrize(("exception", "name"), NOT_OUR_ERRORS)
 def test_chat_records_and_saves_a_turn_ended_by_any_exception(
-    run_llmctl: Run, scripted: type[ScriptedProvider], isolated_home: Path, exception: BaseException, name: str
+    run_llmctl: Run, scripted: FakeBackend, isolated_home: Path, exception: BaseException, name: str
 ) -> None:
-    scripted.script = [*scripted.script[:2], exception]
+    scripted.enqueue(*HELLO_THERE[:2], exception)
     result = run_llmctl("chat", "-m", "openai/gpt-4o-mini", stdin=b"Hi\n")
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
@@ -207,7 +212,7 @@ class RefusingStdout(io.TextIOBase):
 @pytest.mark.parametrize("flags", [(), ("--no-stream",), ("--json",)], ids=["stream", "no-stream", "json"])
 def test_a_standard_output_that_refuses_the_answer_is_one_error_line_and_a_row(
     run_llmctl: Run,
-    scripted: type[ScriptedProvider],
+    scripted: FakeBackend,
     monkeypatch: pytest.MonkeyPatch,
     error: int,
     flags: tuple[str, ...],
@@ -227,11 +232,11 @@ def test_a_standard_output_that_refuses_the_answer_is_one_error_line_and_a_row(
 
 
 def test_a_reply_interrupted_after_its_text_keeps_its_text_when_a_second_signal_comes(
-    run_llmctl: Run, scripted: type[ScriptedProvider]
+    run_llmctl: Run, scripted: FakeBackend
 ) -> None:
     from llmctl.services.interrupts import Terminated
 
-    scripted.script = [TextDelta("partial", tokens=1), Terminated(signal.SIGTERM)]
+    scripted.enqueue(TextDelta("partial", tokens=1), Terminated(signal.SIGTERM))
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
     assert result.exit_code == 143
     assert "partial" in result.stdout and "Interrupted by SIGTERM" in result.stderr
@@ -310,6 +315,7 @@ def test_a_damaged_model_folder_is_one_error_line_and_an_error_row(
     assert row.total_s is not None and row.total_s >= 0
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 @pytest.mark.parametrize("command", ["generate Hi", "chat"])
 def test_stdout_closed_is_one_line_exit_1_and_the_call_recorded(tiny_models: dict[str, Path], command: str) -> None:
     script = f'echo Hi | "{sys.executable}" -m llmctl {command} -m "{tiny_models["llama"]}" --max-tokens 3 >&-'

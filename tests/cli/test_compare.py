@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
+from tests.hosted_servers import provider_table
 from tests.test_hostile_security import ALIAS, MARKER, trap
 from tests.wire.openai_server import Fault, OpenAIServer, Reply, Slow
 
@@ -34,12 +35,10 @@ checks = { regex = '\\b12\\b', max_tokens = 30 }
 
 
 @pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with OpenAIServer(api_key=KEY) as server:
-        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 10\nmax_retries = 0\n')
-        yield server
-    assert not server.errors
+def oai(oai: OpenAIServer, config_file: Path) -> OpenAIServer:
+    """The shared server, given more time: compare runs its calls side by side."""
+    config_file.write_text(provider_table("openai", oai.base_url, timeout=10))
+    return oai
 
 
 def ledger_rows() -> list[LedgerRecord]:

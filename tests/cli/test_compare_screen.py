@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_compare import KEY, PRICED, ledger_rows, oai
+from tests.cli.test_compare import PRICED, ledger_rows, oai
+from tests.hosted_servers import OPENAI_KEY
 from tests.screen import Terminal
 from tests.wire.openai_server import OpenAIServer, Reply, Slow
 
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def _terminal(env_config: Path, home: Path, columns: int, *args: str) -> Terminal:
-    env = {"LLMCTL_CONFIG": str(env_config), "LLMCTL_HOME": str(home), "OPENAI_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
+    env = {"LLMCTL_CONFIG": str(env_config), "LLMCTL_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    env["OPENAI_API_KEY"] = OPENAI_KEY
     return Terminal([sys.executable, "-m", "llmctl", "compare", *args], columns=columns, rows=50, env=env)
 
 

@@ -169,6 +169,7 @@ def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model("llama", tmp_path_factory.mktemp("slow") / "llama", context=8192, never_stops=True)
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_ctrl_c_keeps_streamed_text_and_exits_130(slow_model: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmctl", "generate", "-m", str(slow_model), "Hi", "--max-tokens", "8000", "-u"],
@@ -190,6 +191,7 @@ def test_ctrl_c_keeps_streamed_text_and_exits_130(slow_model: Path) -> None:
     assert "(exact)" in text  # usage of the partial answer is still known
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_closed_pipe_ends_quietly(slow_model: Path) -> None:
     command = f"{sys.executable} -m llmctl generate -m {slow_model} Hi --max-tokens 2000 | head -c 20 > /dev/null"
     proc = subprocess.run(["bash", "-c", command], capture_output=True, env=_env(), timeout=120)

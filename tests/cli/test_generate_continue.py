@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -13,16 +12,7 @@ from tests.conftest import CliResult
 from tests.wire.openai_server import OpenAIServer, Reply
 
 Run = Callable[..., CliResult]
-KEY = "sk-test-continue-0123456789"
 MODEL = "openai/gpt-4o-mini"
-
-
-@pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with OpenAIServer(api_key=KEY) as server:
-        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
 
 
 def _sent(server: OpenAIServer) -> list[tuple[str, str]]:

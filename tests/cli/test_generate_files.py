@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,16 +11,7 @@ from tests.conftest import CliResult
 from tests.wire.openai_server import OpenAIServer, Reply
 
 Run = Callable[..., CliResult]
-KEY = "sk-test-files-0123456789"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
-
-
-@pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with OpenAIServer(api_key=KEY) as server:
-        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
 
 
 def _sent(server: OpenAIServer) -> str:

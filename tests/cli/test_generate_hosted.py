@@ -7,37 +7,18 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import CliResult
+from tests.hosted_servers import ANTHROPIC_KEY, OPENAI_KEY
 from tests.wire.anthropic_server import AnthropicServer
 from tests.wire.openai_server import DropMidStream, Fault, OpenAIServer, Reply, Slow
 
 Run = Callable[..., CliResult]
-OPENAI_KEY = "sk-test-openai-0123456789"
-ANTHROPIC_KEY = "sk-ant-test-0123456789"
-
-
-@pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    with OpenAIServer(api_key=OPENAI_KEY) as server:
-        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
-    assert not server.errors
-
-
-@pytest.fixture
-def ant(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[AnthropicServer]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-    with AnthropicServer(api_key=ANTHROPIC_KEY) as server:
-        config_file.write_text(f'[providers.anthropic]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
-    assert not server.errors
 
 
 def set_provider(config_file: Path, **keys: Any) -> None:

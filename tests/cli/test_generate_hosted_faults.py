@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,38 +15,13 @@ import pytest
 
 from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
+from tests.hosted_servers import OPENAI_KEY, provider_table
 from tests.providers.test_hosted_faults import SSE, ant_start, ant_text, oai_chunk, sse
 from tests.wire import AnthropicServer, Fault, KeepAlive, OpenAIServer, Raw, Reply
 
 Run = Callable[..., CliResult]
-OPENAI_KEY = "sk-test-openai-0123456789abcdefghij"
-ANTHROPIC_KEY = "sk-ant-test-0123456789abcdefghij"
 GPT = "openai/gpt-4o-mini"
 CLAUDE = "anthropic/claude-sonnet-4-6"
-
-
-def provider_table(name: str, base_url: str, **keys: Any) -> str:
-    lines = [f"[providers.{name}]", f'base_url = "{base_url}"', "timeout = 5", "max_retries = 0"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    with OpenAIServer(api_key=OPENAI_KEY) as server:
-        config_file.write_text(provider_table("openai", server.base_url))
-        yield server
-    assert not server.errors
-
-
-@pytest.fixture
-def ant(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[AnthropicServer]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-    with AnthropicServer(api_key=ANTHROPIC_KEY) as server:
-        config_file.write_text(provider_table("anthropic", server.base_url))
-        yield server
-    assert not server.errors
 
 
 def only_row() -> LedgerRecord:

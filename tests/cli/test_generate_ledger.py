@@ -8,9 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -18,17 +17,14 @@ from llmctl.domain import (
     CountSource,
     Finished,
     FinishReason,
-    GenerationRequest,
-    StreamEvent,
     TextDelta,
     Usage,
     UsageUpdate,
 )
 from llmctl.errors import ProviderError
-from llmctl.providers import registry
-from llmctl.providers.base import ResolvedModel
 from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
 from tests.conftest import CliResult
+from tests.fakes import FakeBackend
 from tests.services.test_usage_ledger import WRITER
 from tests.tiny_models import build_tiny_model
 
@@ -36,52 +32,19 @@ Run = Callable[..., CliResult]
 GPT_IN, GPT_OUT = 0.15e-6, 0.6e-6  # gpt-4o-mini, USD per token, as genai-prices lists it
 
 
-class ScriptedProvider:
-    """A provider whose stream is a script: events, then maybe an exception."""
-
-    script: ClassVar[list[StreamEvent | BaseException]] = []
-    calls: ClassVar[int] = 0
-
-    def __init__(self, resolved: ResolvedModel) -> None:
-        self._resolved = resolved
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        return self._resolved
-
-    def prepare(self) -> None:
-        pass
-
-    def context_window(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        type(self).calls += 1
-        for step in self.script:
-            if isinstance(step, BaseException):
-                raise step
-            yield step
+HELLO_THERE = (
+    UsageUpdate(Usage(1000, None, CountSource.PROVIDER)),
+    TextDelta("Hello", tokens=1),
+    TextDelta(" there", tokens=1),
+    Finished(Usage(1000, 500, CountSource.PROVIDER), FinishReason.STOP),
+)
 
 
 @pytest.fixture
-def scripted(monkeypatch: pytest.MonkeyPatch) -> type[ScriptedProvider]:
-    """``openai/...`` models answered by ScriptedProvider (priced by genai-prices as usual)."""
-    monkeypatch.setitem(registry.ADAPTERS, "openai", f"{__name__}:ScriptedProvider")
-    monkeypatch.setattr(ScriptedProvider, "calls", 0)
-    monkeypatch.setattr(
-        ScriptedProvider,
-        "script",
-        [
-            UsageUpdate(Usage(1000, None, CountSource.PROVIDER)),
-            TextDelta("Hello", tokens=1),
-            TextDelta(" there", tokens=1),
-            Finished(Usage(1000, 500, CountSource.PROVIDER), FinishReason.STOP),
-        ],
-    )
-    return ScriptedProvider
+def scripted(fake_provider: FakeBackend) -> FakeBackend:
+    """``openai/...`` models answered "Hello there" by the fake provider (priced by genai-prices as usual)."""
+    fake_provider.answer_every_call(*HELLO_THERE)
+    return fake_provider
 
 
 def rows() -> list[LedgerRecord]:
@@ -104,7 +67,7 @@ def test_a_local_generate_is_recorded_exactly(run_llmctl: Run, tiny_models: dict
     assert row.prompt_text == "Hello" and row.error is None  # text is kept by default, for `llmctl logs`
 
 
-def test_usage_line_shows_the_cost(run_llmctl: Run, scripted: type[ScriptedProvider]) -> None:
+def test_usage_line_shows_the_cost(run_llmctl: Run, scripted: FakeBackend) -> None:
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi", "-u")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "Hello there\n"
@@ -114,7 +77,7 @@ def test_usage_line_shows_the_cost(run_llmctl: Run, scripted: type[ScriptedProvi
     assert row.cost_usd == pytest.approx(expected) and row.price_source == "genai-prices"
 
 
-def test_an_unknown_price_says_how_to_set_one(run_llmctl: Run, scripted: type[ScriptedProvider]) -> None:
+def test_an_unknown_price_says_how_to_set_one(run_llmctl: Run, scripted: FakeBackend) -> None:
     result = run_llmctl("generate", "-m", "openai/some-private-model", "Hi", "-u")
     assert result.exit_code == 0, result.stderr
     assert "cost unknown (set input_price_per_mtok and output_price_per_mtok" in result.stderr
@@ -122,8 +85,8 @@ def test_an_unknown_price_says_how_to_set_one(run_llmctl: Run, scripted: type[Sc
     assert row.cost_usd is None and row.input_tokens == 1000
 
 
-def test_a_failed_call_is_recorded_with_what_it_used(run_llmctl: Run, scripted: type[ScriptedProvider]) -> None:
-    scripted.script = [*scripted.script[:3], ProviderError("the server hung up")]
+def test_a_failed_call_is_recorded_with_what_it_used(run_llmctl: Run, scripted: FakeBackend) -> None:
+    scripted.enqueue(*HELLO_THERE[:3], ProviderError("the server hung up"))
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
     assert result.exit_code == 1 and "the server hung up" in result.stderr
     assert "Hello there" in result.stdout
@@ -133,8 +96,8 @@ def test_a_failed_call_is_recorded_with_what_it_used(run_llmctl: Run, scripted: 
     assert row.cost_usd == pytest.approx(1000 * GPT_IN + 2 * GPT_OUT)
 
 
-def test_an_interrupted_call_is_recorded(run_llmctl: Run, scripted: type[ScriptedProvider]) -> None:
-    scripted.script = [*scripted.script[:2], KeyboardInterrupt()]
+def test_an_interrupted_call_is_recorded(run_llmctl: Run, scripted: FakeBackend) -> None:
+    scripted.enqueue(*HELLO_THERE[:2], KeyboardInterrupt())
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
     assert result.exit_code == 130
     (row,) = rows()
@@ -151,7 +114,7 @@ def test_a_model_that_fails_to_load_is_an_error_row_not_an_ok_one(run_llmctl: Ru
     assert row.status == "error" and row.error
 
 
-def test_store_text_keeps_the_prompt(run_llmctl: Run, scripted: type[ScriptedProvider], config_file: Path) -> None:
+def test_store_text_keeps_the_prompt(run_llmctl: Run, scripted: FakeBackend, config_file: Path) -> None:
     config_file.write_text("[usage]\nstore_text = true\n")
     assert run_llmctl("generate", "-m", "openai/gpt-4o-mini", "my question").exit_code == 0
     (row,) = rows()
@@ -159,7 +122,7 @@ def test_store_text_keeps_the_prompt(run_llmctl: Run, scripted: type[ScriptedPro
 
 
 def test_an_unwritable_ledger_warns_but_the_answer_stands(
-    run_llmctl: Run, scripted: type[ScriptedProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_llmctl: Run, scripted: FakeBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -171,7 +134,7 @@ def test_an_unwritable_ledger_warns_but_the_answer_stands(
 
 
 def test_a_locked_ledger_warns_but_the_answer_stands(
-    run_llmctl: Run, scripted: type[ScriptedProvider], isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+    run_llmctl: Run, scripted: FakeBackend, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sqlite3
 
@@ -193,7 +156,7 @@ def test_a_locked_ledger_warns_but_the_answer_stands(
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only directory")
 def test_a_read_only_home_warns_but_the_answer_stands(
-    run_llmctl: Run, scripted: type[ScriptedProvider], isolated_home: Path
+    run_llmctl: Run, scripted: FakeBackend, isolated_home: Path
 ) -> None:
     isolated_home.mkdir(parents=True, exist_ok=True)
     isolated_home.chmod(0o500)
@@ -234,7 +197,7 @@ def spent(usd: float) -> None:
 
 
 def test_a_spent_budget_refuses_the_call_before_it_is_made(
-    run_llmctl: Run, scripted: type[ScriptedProvider], config_file: Path
+    run_llmctl: Run, scripted: FakeBackend, config_file: Path
 ) -> None:
     config_file.write_text("[budget]\ndaily_usd = 1.0\n")
     spent(1.25)
@@ -245,7 +208,7 @@ def test_a_spent_budget_refuses_the_call_before_it_is_made(
     assert scripted.calls == 0 and len(rows()) == 1
 
 
-def test_ignore_budget_overrides_it_once(run_llmctl: Run, scripted: type[ScriptedProvider], config_file: Path) -> None:
+def test_ignore_budget_overrides_it_once(run_llmctl: Run, scripted: FakeBackend, config_file: Path) -> None:
     config_file.write_text("[budget.providers.openai]\nmonthly_usd = 1.0\n")
     spent(1.25)
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi", "--ignore-budget")
@@ -255,9 +218,7 @@ def test_ignore_budget_overrides_it_once(run_llmctl: Run, scripted: type[Scripte
     assert run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi").exit_code == 2
 
 
-def test_past_80_percent_of_a_budget_warns(
-    run_llmctl: Run, scripted: type[ScriptedProvider], config_file: Path
-) -> None:
+def test_past_80_percent_of_a_budget_warns(run_llmctl: Run, scripted: FakeBackend, config_file: Path) -> None:
     config_file.write_text("[budget]\ndaily_usd = 1.0\n")
     spent(0.85)
     result = run_llmctl("generate", "-m", "openai/gpt-4o-mini", "Hi")
@@ -272,6 +233,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_real_generate_processes_and_writers_at_once_lose_no_row(tiny_models: dict[str, Path]) -> None:
     rows_each = 20
     generate = [sys.executable, "-m", "llmctl", "generate", "-m", str(tiny_models["llama"]), "Hi", "--max-tokens", "3"]
@@ -300,6 +262,7 @@ def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model("llama", tmp_path_factory.mktemp("slow") / "llama", context=8192, never_stops=True)
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_ctrl_c_in_a_real_process_records_an_interrupted_row(slow_model: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmctl", "generate", "-m", str(slow_model), "Hi", "--max-tokens", "8000"],

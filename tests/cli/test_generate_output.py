@@ -3,46 +3,39 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from llmctl.cli import output
 from llmctl.errors import ProviderError
-from llmctl.providers import registry
 from tests.conftest import CliResult
-from tests.fakes import FAKE_ADAPTER, FakeProvider
+from tests.fakes import FakeBackend
 
 Run = Callable[..., CliResult]
 MARKDOWN = ("# Title\n\n", "Some **bold** text ", "and `code`.\n")
 
 
-@pytest.fixture(autouse=True)
-def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    FakeProvider.reset()
-    monkeypatch.setitem(registry.ADAPTERS, "openai", FAKE_ADAPTER)
-    yield
-    FakeProvider.reset()
-
-
-def test_piped_output_keeps_markdown_source(run_llmctl: Run) -> None:
-    FakeProvider.enqueue(*MARKDOWN)
+def test_piped_output_keeps_markdown_source(run_llmctl: Run, fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue(*MARKDOWN)
     result = run_llmctl("generate", "-m", "openai/fake", "hi")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "".join(MARKDOWN)
 
 
-def test_terminal_output_is_rendered_markdown(run_llmctl: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_terminal_output_is_rendered_markdown(
+    run_llmctl: Run, fake_provider: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(output, "stdout_is_terminal", lambda: True)
-    FakeProvider.enqueue(*MARKDOWN)
+    fake_provider.enqueue(*MARKDOWN)
     result = run_llmctl("generate", "-m", "openai/fake", "hi")
     assert result.exit_code == 0, result.stderr
     assert "Some bold text and code." in result.stdout
     assert "**" not in result.stdout and "# Title" not in result.stdout
 
 
-def test_provider_failure_keeps_partial_text_and_exits_1(run_llmctl: Run) -> None:
-    FakeProvider.enqueue("The answer starts", ProviderError("The stream was cut off.", hint="Try again."))
+def test_provider_failure_keeps_partial_text_and_exits_1(run_llmctl: Run, fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue("The answer starts", ProviderError("The stream was cut off.", hint="Try again."))
     result = run_llmctl("generate", "-m", "openai/fake", "hi", "-u")
     assert result.exit_code == 1
     assert result.stdout == "The answer starts\n"
@@ -52,8 +45,8 @@ def test_provider_failure_keeps_partial_text_and_exits_1(run_llmctl: Run) -> Non
     assert "Traceback" not in result.stderr
 
 
-def test_json_on_failure_reports_the_error_and_partial_text(run_llmctl: Run) -> None:
-    FakeProvider.enqueue("partial", ProviderError("Server error (500)."))
+def test_json_on_failure_reports_the_error_and_partial_text(run_llmctl: Run, fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue("partial", ProviderError("Server error (500)."))
     result = run_llmctl("generate", "-m", "openai/fake", "hi", "--json")
     assert result.exit_code == 1
     data = json.loads(result.stdout)
@@ -64,11 +57,11 @@ def test_json_on_failure_reports_the_error_and_partial_text(run_llmctl: Run) -> 
     assert data["usage"]["input_tokens"] is None
 
 
-def test_request_carries_system_and_params(run_llmctl: Run) -> None:
-    FakeProvider.enqueue("ok")
+def test_request_carries_system_and_params(run_llmctl: Run, fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue("ok")
     args = ("-s", "sys", "--temperature", "0.3", "--top-p", "0.5", "--max-tokens", "7", "--seed", "9")
     assert run_llmctl("generate", "-m", "openai/fake", *args, "q").exit_code == 0
-    request = FakeProvider.requests[-1]
+    request = fake_provider.requests[-1]
     assert [(m.role, m.content) for m in request.messages] == [("system", "sys"), ("user", "q")]
     params = request.params
     assert (params.temperature, params.top_p, params.max_tokens, params.seed) == (0.3, 0.5, 7, 9)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,6 @@ from tests.wire.anthropic_server import AnthropicServer
 from tests.wire.openai_server import OpenAIServer, Reply
 
 Run = Callable[..., CliResult]
-OPENAI_KEY = "sk-test-schema-0123456789"
-ANTHROPIC_KEY = "sk-ant-test-schema-0123456789"
 SHORT = '{"name": "str", "age": "int"}'
 EXPANDED = {
     "type": "object",
@@ -23,22 +21,6 @@ EXPANDED = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    with OpenAIServer(api_key=OPENAI_KEY) as server:
-        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
-
-
-@pytest.fixture
-def ant(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[AnthropicServer]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-    with AnthropicServer(api_key=ANTHROPIC_KEY) as server:
-        config_file.write_text(f'[providers.anthropic]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
 
 
 def test_openai_request_carries_the_schema_in_its_format(run_llmctl: Run, oai: OpenAIServer) -> None:

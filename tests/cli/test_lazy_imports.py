@@ -136,6 +136,7 @@ def test_help_skips_pydantic_and_rich(args: list[str], busy_config: Path, tmp_pa
     assert "rich" not in imported
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_the_probe_sees_a_local_model_load_torch(busy_config: Path, tmp_path: Path) -> None:
     """The check above can fail: a command that does load a model shows up with torch."""
     imported, _ = run_probe(["generate", "-m", "local", "--max-tokens", "2", "hi"], tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,18 +13,13 @@ from tests.conftest import CliResult
 from tests.wire.openai_server import OpenAIServer, Reply
 
 Run = Callable[..., CliResult]
-KEY = "sk-test-logs-0123456789"
 
 
 @pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with OpenAIServer(api_key=KEY) as server:
-        config_file.write_text(
-            f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n\n'
-            '[models.gpt]\nprovider = "openai"\nid = "gpt-4o"\n'
-        )
-        yield server
+def oai(oai: OpenAIServer, config_file: Path) -> OpenAIServer:
+    """The shared server, with ``gpt`` an alias of its gpt-4o."""
+    config_file.write_text(config_file.read_text() + '\n[models.gpt]\nprovider = "openai"\nid = "gpt-4o"\n')
+    return oai
 
 
 def _ask(run_llmctl: Run, server: OpenAIServer, model: str, prompt: str, answer: str) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -11,15 +10,6 @@ from tests.conftest import CliResult
 from tests.wire.openai_server import OpenAIServer, Reply
 
 Run = Callable[..., CliResult]
-KEY = "sk-test-notices-0123456789"
-
-
-@pytest.fixture
-def oai(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> Iterator[OpenAIServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with OpenAIServer(api_key=KEY) as server:
-        config_file.write_text(f'[providers.openai]\nbase_url = "{server.base_url}"\ntimeout = 5\nmax_retries = 0\n')
-        yield server
 
 
 @pytest.mark.parametrize(

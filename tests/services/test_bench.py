@@ -6,9 +6,7 @@ Never wall-clock thresholds: a busy machine may make any run slow.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,8 +16,6 @@ from llmctl.domain import (
     Finished,
     FinishReason,
     GenerationParams,
-    GenerationRequest,
-    StreamEvent,
     TextDelta,
     Usage,
 )
@@ -37,6 +33,7 @@ from llmctl.services.bench.run import (
     summarize,
     with_load_overrides,
 )
+from tests.fakes import FakeBackend
 from tests.tiny_models import build_tiny_model
 
 
@@ -179,51 +176,23 @@ def test_nonsense_options_are_usage_errors(options: BenchOptions, tiny_models: d
 # -- hosted runs, through the Provider protocol only -----------------------------------------------
 
 
-class ScriptedAPI:
-    """A provider that answers like an API: text deltas without token counts, usage at the end."""
-
-    def __init__(self, resolved: ResolvedModel, usage: Usage | None) -> None:
-        self._resolved = resolved
-        self.usage = usage
-        self.requests: list[GenerationRequest] = []
-        self.prepared = self.closed = 0
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        return self._resolved
-
-    def prepare(self) -> None:
-        self.prepared += 1
-
-    def context_window(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        self.requests.append(request)
-        yield TextDelta("")  # role-only chunks come first on some servers
-        for word in ("Once ", "upon ", "a ", "time"):
-            yield TextDelta(word)
-        yield Finished(self.usage or Usage(), FinishReason.LENGTH)
+def answers_like_an_api(fake: FakeBackend, usage: Usage | None) -> FakeBackend:
+    """Every call: text deltas without token counts (a role-only empty one first), usage at the end."""
+    fake.answer_every_call(
+        TextDelta(""), "Once ", "upon ", "a ", "time", Finished(usage or Usage(), FinishReason.LENGTH)
+    )
+    return fake
 
 
 def api_model() -> ResolvedModel:
     return ResolvedModel("openai", "openai", "gpt-4o-mini", OpenAIProviderSettings())
 
 
-def test_hosted_warmups_are_called_but_not_counted() -> None:
-    api: list[ScriptedAPI] = []
-
-    def opener(resolved: ResolvedModel) -> Any:
-        api.append(ScriptedAPI(resolved, Usage(input_tokens=90, output_tokens=4, source=CountSource.PROVIDER)))
-        return api[0]
-
+def test_hosted_warmups_are_called_but_not_counted(fake_provider: FakeBackend) -> None:
+    provider = answers_like_an_api(fake_provider, Usage(input_tokens=90, output_tokens=4, source=CountSource.PROVIDER))
     report = run_bench(
-        api_model(), BenchOptions(runs=3, warmup=2, prompt_tokens=100, max_tokens=4), open_provider=opener
+        api_model(), BenchOptions(runs=3, warmup=2, prompt_tokens=100, max_tokens=4), open_provider=provider.open
     )
-    provider = api[0]
     assert len(provider.requests) == 5
     assert len(report.runs) == 3 and len(report.warmup_runs) == 2
     assert provider.prepared == 1 and provider.closed == 1
@@ -233,12 +202,14 @@ def test_hosted_warmups_are_called_but_not_counted() -> None:
     assert report.environment.device == "remote API"
 
 
-def test_hosted_ttft_is_the_first_nonempty_text_and_decode_counts_the_rest() -> None:
+def test_hosted_ttft_is_the_first_nonempty_text_and_decode_counts_the_rest(fake_provider: FakeBackend) -> None:
     ticks = iter(float(t) for t in range(100))
     report = run_bench(
         api_model(),
         BenchOptions(runs=1, warmup=0, prompt_tokens=50, max_tokens=4),
-        open_provider=lambda r: ScriptedAPI(r, Usage(input_tokens=50, output_tokens=4, source=CountSource.PROVIDER)),
+        open_provider=answers_like_an_api(
+            fake_provider, Usage(input_tokens=50, output_tokens=4, source=CountSource.PROVIDER)
+        ).open,
         clock=lambda: next(ticks),
     )
     # clock calls: import start/end (0, 1), load (2, 3), run start 4, first text 5, run end 6.
@@ -249,11 +220,11 @@ def test_hosted_ttft_is_the_first_nonempty_text_and_decode_counts_the_rest() -> 
     assert run.decode_tokens_per_s == 3
 
 
-def test_unknown_api_usage_stays_unknown() -> None:
+def test_unknown_api_usage_stays_unknown(fake_provider: FakeBackend) -> None:
     report = run_bench(
         api_model(),
         BenchOptions(runs=2, warmup=0),
-        open_provider=lambda r: ScriptedAPI(r, None),
+        open_provider=answers_like_an_api(fake_provider, None).open,
     )
     assert all(run.prompt_tokens is None and run.output_tokens is None for run in report.runs)
     assert report.stat("decode_tokens_per_s") is None
@@ -358,16 +329,11 @@ def test_every_hosted_call_begins_with_a_prompt_of_its_own(monkeypatch: pytest.M
     assert "could not serve it" in (report.prompt_cache_note() or "")
 
 
-def test_a_benchmark_never_repeats_another_ones_prompt() -> None:
-    api: list[ScriptedAPI] = []
-
-    def opener(resolved: ResolvedModel) -> Any:
-        api.append(ScriptedAPI(resolved, None))
-        return api[-1]
-
+def test_a_benchmark_never_repeats_another_ones_prompt(fake_provider: FakeBackend) -> None:
+    api = answers_like_an_api(fake_provider, None)
     for _ in range(2):
-        run_bench(api_model(), BenchOptions(runs=2, warmup=0), open_provider=opener)
-    prompts = [request.messages[-1].content for provider in api for request in provider.requests]
+        run_bench(api_model(), BenchOptions(runs=2, warmup=0), open_provider=api.open)
+    prompts = [request.messages[-1].content for request in api.requests]
     assert len(set(prompts)) == 4
 
 
@@ -379,8 +345,11 @@ def test_a_benchmark_never_repeats_another_ones_prompt() -> None:
         (Usage(100, 4, CountSource.PROVIDER), None, "reports no cached tokens"),
     ],
 )
-def test_the_cached_share_the_api_reports_is_shown(usage: Usage, share: float | None, says: str) -> None:
-    report = run_bench(api_model(), BenchOptions(runs=2, warmup=0), open_provider=lambda r: ScriptedAPI(r, usage))
+def test_the_cached_share_the_api_reports_is_shown(
+    fake_provider: FakeBackend, usage: Usage, share: float | None, says: str
+) -> None:
+    api = answers_like_an_api(fake_provider, usage)
+    report = run_bench(api_model(), BenchOptions(runs=2, warmup=0), open_provider=api.open)
     assert report.cached_share() == share
     assert says in (report.prompt_cache_note() or "")
     assert report.to_json()["runs"][0]["cached_prompt_tokens"] == usage.cached_input_tokens

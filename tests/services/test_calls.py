@@ -11,45 +11,20 @@ from pathlib import Path
 import pytest
 
 from llmctl.config import Settings
-from llmctl.domain import CountSource, Finished, FinishReason, GenerationRequest, Message, StreamEvent, TextDelta, Usage
+from llmctl.domain import GenerationRequest, Message, TextDelta
 from llmctl.errors import LlmctlError, ProviderError
-from llmctl.provider_specs import OpenAIProviderSettings
-from llmctl.providers.base import ResolvedModel
 from llmctl.services import interrupts
 from llmctl.services.calls import Call
 from llmctl.services.usage.ledger import LedgerRecord, UsageLedger
+from tests.fakes import FakeBackend, FakeProvider
 
 REQUEST = GenerationRequest((Message("user", "hi"),))
 
 
-class Endless:
-    """Streams words until stopped; counts how often it was stopped."""
-
-    def __init__(self) -> None:
-        self.resolved = ResolvedModel("openai", "openai", "gpt-4o-mini", OpenAIProviderSettings())
-        self.stopped = 0
-
-    def prepare(self) -> None:
-        pass
-
-    def context_window(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        try:
-            while True:
-                yield TextDelta("word ", tokens=1)
-        finally:
-            self.stopped += 1
-
-
-class Short(Endless):
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        yield TextDelta("done", tokens=1)
-        yield Finished(Usage(3, 1, CountSource.PROVIDER), FinishReason.STOP)
+def short(fake: FakeBackend) -> FakeProvider:
+    """A provider whose one call answers "done": one token, then Finished with 3 in, 1 out."""
+    fake.enqueue(TextDelta("done", tokens=1))
+    return fake.open()
 
 
 def rows() -> list[LedgerRecord]:
@@ -70,15 +45,15 @@ ENDINGS = [
 
 @pytest.mark.parametrize(("ending", "status", "error"), ENDINGS)
 def test_a_call_left_by_any_exception_is_recorded_once_and_its_stream_stopped(
-    isolated_home: Path, ending: BaseException, status: str, error: str | None
+    isolated_home: Path, fake_provider: FakeBackend, ending: BaseException, status: str, error: str | None
 ) -> None:
-    provider = Endless()
-    call = Call(provider, REQUEST, settings=Settings(), command="generate")
+    fake_provider.enqueue_endless("word ")
+    call = Call(fake_provider.open(), REQUEST, settings=Settings(), command="generate")
     with pytest.raises(type(ending)), call:
         for count, _ in enumerate(call.run.deltas()):
             if count == 3:
                 raise ending
-    assert provider.stopped == 1
+    assert fake_provider.stopped == 1
     assert call.finish() is call.outcome  # finishing again changes nothing
     (row,) = rows()
     assert row.status == status and row.output_tokens == 4
@@ -88,8 +63,8 @@ def test_a_call_left_by_any_exception_is_recorded_once_and_its_stream_stopped(
         assert (row.error or "").startswith(error)
 
 
-def test_a_finished_call_is_ok_and_recorded_once(isolated_home: Path) -> None:
-    call = Call(Short(), REQUEST, settings=Settings(), command="chat", conversation_id="c1")
+def test_a_finished_call_is_ok_and_recorded_once(isolated_home: Path, fake_provider: FakeBackend) -> None:
+    call = Call(short(fake_provider), REQUEST, settings=Settings(), command="chat", conversation_id="c1")
     with call:
         assert "".join(call.run.deltas()) == "done"
     call.finish(RuntimeError("too late to matter"))
@@ -97,21 +72,17 @@ def test_a_finished_call_is_ok_and_recorded_once(isolated_home: Path) -> None:
     assert (row.status, row.command, row.conversation_id, row.input_tokens) == ("ok", "chat", "c1", 3)
 
 
-def test_a_provider_error_is_an_error_row(isolated_home: Path) -> None:
-    class Breaks(Endless):
-        def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-            yield TextDelta("half", tokens=1)
-            raise ProviderError("dropped")
-
-    call = Call(Breaks(), REQUEST, settings=Settings(), command="generate")
+def test_a_provider_error_is_an_error_row(isolated_home: Path, fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue(TextDelta("half", tokens=1), ProviderError("dropped"))
+    call = Call(fake_provider.open(), REQUEST, settings=Settings(), command="generate")
     with pytest.raises(ProviderError), call:
         list(call.run.deltas())
     (row,) = rows()
     assert (row.status, row.error, row.output_tokens) == ("error", "dropped", 1)
 
 
-def test_record_false_writes_nothing_but_still_prices(isolated_home: Path) -> None:
-    call = Call(Short(), REQUEST, settings=Settings(), command="chat", record=False)
+def test_record_false_writes_nothing_but_still_prices(isolated_home: Path, fake_provider: FakeBackend) -> None:
+    call = Call(short(fake_provider), REQUEST, settings=Settings(), command="chat", record=False)
     with call:
         list(call.run.deltas())
     assert rows() == [] and call.outcome.cost_usd is not None and not call.outcome.accounting.saved
@@ -127,8 +98,10 @@ def our_handlers() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("our_handlers")
-def test_a_signal_while_the_row_is_written_waits_until_it_is_written(isolated_home: Path) -> None:
-    call = Call(Short(), REQUEST, settings=Settings(), command="generate")
+def test_a_signal_while_the_row_is_written_waits_until_it_is_written(
+    isolated_home: Path, fake_provider: FakeBackend
+) -> None:
+    call = Call(short(fake_provider), REQUEST, settings=Settings(), command="generate")
     original = call._account
 
     def account_while_signalled(result):  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,18 +11,11 @@ import pytest
 from llmctl.config import Settings
 from llmctl.domain import (
     CountSource,
-    Finished,
-    FinishReason,
     GenerationParams,
-    GenerationRequest,
     Message,
-    StreamEvent,
-    TextDelta,
     Usage,
-    UsageUpdate,
 )
 from llmctl.errors import ContextLengthError, ProviderError, UsageError
-from llmctl.providers.base import ResolvedModel
 from llmctl.services.chat.conversation import (
     Conversation,
     Turn,
@@ -34,52 +27,11 @@ from llmctl.services.chat.export import export, to_markdown
 from llmctl.services.chat.session import ChatSession, TurnOutcome, hosted_prompt_tokens
 from llmctl.services.chat.store import ConversationStore
 from llmctl.services.usage.ledger import UsageLedger
+from tests.fakes import FakeBackend, FakeProvider
 
 
 def _words(messages: Sequence[Message]) -> int:
     return sum(len(m.content.split()) + 1 for m in messages)
-
-
-class ScriptedProvider:
-    """Answers each request with the next scripted reply, word by word; counts one token per word.
-
-    ``fail_after`` makes a reply fail after that many words (a dropped stream).
-    """
-
-    def __init__(self, resolved: ResolvedModel, replies: list[str], *, window: int | None = None) -> None:
-        self._resolved = resolved
-        self.replies = replies
-        self.window = window
-        self.requests: list[GenerationRequest] = []
-        self.closed = False
-        self.fail_after: int | None = None
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        return self._resolved
-
-    def prepare(self) -> None:
-        pass
-
-    def context_window(self) -> int | None:
-        return self.window
-
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return _words(messages)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        self.requests.append(request)
-        words = self.replies.pop(0).split()
-        prompt = _words(request.messages)
-        yield UsageUpdate(Usage(input_tokens=prompt, source=CountSource.EXACT))
-        for i, word in enumerate(words):
-            if self.fail_after is not None and i >= self.fail_after:
-                raise ProviderError("The stream broke off.")
-            yield TextDelta(word if i == 0 else f" {word}", tokens=1)
-        yield Finished(Usage(prompt, len(words), CountSource.EXACT), FinishReason.STOP)
 
 
 def _session(
@@ -91,13 +43,11 @@ def _session(
     max_tokens: int = 4,
     record: bool = False,
     conversation: Conversation | None = None,
-) -> tuple[ChatSession, list[ScriptedProvider]]:
-    opened: list[ScriptedProvider] = []
-
-    def opener(resolved: ResolvedModel) -> ScriptedProvider:
-        provider = ScriptedProvider(resolved, replies, window=window)
-        opened.append(provider)
-        return provider
+) -> tuple[ChatSession, list[FakeProvider]]:
+    """A session whose providers answer ``replies`` word by word (a token each) and count a token per word."""
+    fake = FakeBackend(window=window, count_tokens=_words)
+    for reply in replies:
+        fake.enqueue_words(reply)
 
     session = ChatSession(
         Settings(),
@@ -105,11 +55,11 @@ def _session(
         params=GenerationParams(temperature=0, max_tokens=max_tokens),
         system=system,
         store=store,
-        opener=opener,  # type: ignore[arg-type]
+        opener=fake.open,
         record_usage=record,
         conversation=conversation,
     )
-    return session, opened
+    return session, fake.opened
 
 
 def _say(session: ChatSession, text: str, *, stop_after: int | None = None) -> TurnOutcome:
@@ -150,8 +100,7 @@ def test_oldest_turns_are_dropped_to_fit_never_the_system_prompt_and_the_user_is
     for i in range(8):
         _say(session, f"message {i} of the test")
         notices.append(session.take_drop_notice())
-        prompt = provider.count_prompt_tokens(provider.requests[-1].messages)
-        assert prompt <= 36
+        assert _words(provider.requests[-1].messages) <= 36
         assert provider.requests[-1].messages[0] == Message("system", "Keep it short please.")
         assert provider.requests[-1].messages[-1] == Message("user", f"message {i} of the test")
     told = [n for n in notices if n]
@@ -181,7 +130,7 @@ def test_interrupted_reply_is_kept_and_marked() -> None:
 
 def test_failed_reply_keeps_its_text_and_error() -> None:
     session, [provider] = _session(["alpha beta gamma"])
-    provider.fail_after = 1
+    provider.fake.fail_after = 1
     outcome = _say(session, "hi")
     assert outcome.turn.status == "error"
     assert outcome.turn.reply == "alpha"
@@ -208,9 +157,9 @@ def test_retry_with_nothing_to_retry() -> None:
 
 def test_a_failed_turn_with_no_text_is_not_sent_back_but_an_empty_reply_is() -> None:
     session, [provider] = _session(["alpha", "", "fine", "end"])
-    provider.fail_after = 0
+    provider.fake.fail_after = 0
     _say(session, "failed")
-    provider.fail_after = None
+    provider.fake.fail_after = None
     _say(session, "empty answer")
     _say(session, "third")
     assert provider.requests[2].messages == (
@@ -325,19 +274,13 @@ def test_every_turn_is_recorded_in_the_usage_ledger() -> None:
     session, [provider] = _session(["done fine", "cut short here", "x y"], record=True)
     _say(session, "ok turn")
     _say(session, "interrupted turn", stop_after=1)
-    provider.fail_after = 1
+    provider.fake.fail_after = 1
     _say(session, "failed turn")
     with UsageLedger() as ledger:
         rows = list(ledger.records())
     assert sorted(r.status for r in rows) == ["error", "interrupted", "ok"]
     assert {r.command for r in rows} == {"chat"}
     assert {r.conversation_id for r in rows} == {session.conversation.id}
-
-
-class UncountedProvider(ScriptedProvider):
-    """A hosted provider as the real adapters are: no tokenizer of its own, window only from an alias."""
-
-    count_prompt_tokens = None  # type: ignore[assignment]
 
 
 def test_hosted_models_are_fitted_with_offline_counts_and_listed_windows() -> None:
@@ -349,11 +292,13 @@ def test_hosted_models_are_fitted_with_offline_counts_and_listed_windows() -> No
     assert hosted_prompt_tokens(resolved, messages) == count_tokens(resolved, messages).tokens  # exact, offline
     assert hosted_prompt_tokens(resolve("anthropic/claude-3-5-haiku-latest", Settings()), messages) > 10  # estimate
 
+    uncounted = FakeBackend()  # a hosted provider as the real adapters are: no tokenizer of its own, no window
+    uncounted.enqueue("Paris.")
     session = ChatSession(
         Settings(),
         "openai/gpt-4o-mini",
         params=GenerationParams(max_tokens=16),
-        opener=lambda r: UncountedProvider(r, ["Paris."]),  # type: ignore[arg-type]
+        opener=uncounted.open,
         record_usage=False,
     )
     window = session.context_window()
@@ -369,11 +314,14 @@ def test_budget_is_checked_before_each_turn() -> None:
     settings = Settings.model_validate(
         {"budget": {"daily_usd": 0.0}, "providers": {"openai": {"input_price_per_mtok": 1, "output_price_per_mtok": 1}}}
     )
+    never, fine = FakeBackend(), FakeBackend()
+    never.enqueue_words("never")
+    fine.enqueue_words("fine")
     session = ChatSession(
         settings,
         "openai/priced-model",
         params=GenerationParams(max_tokens=16),
-        opener=lambda r: ScriptedProvider(r, ["never"]),  # type: ignore[arg-type]
+        opener=never.open,
         record_usage=False,
     )
     with pytest.raises(BudgetExceededError):
@@ -382,7 +330,7 @@ def test_budget_is_checked_before_each_turn() -> None:
         settings,
         "openai/priced-model",
         params=GenerationParams(max_tokens=16),
-        opener=lambda r: ScriptedProvider(r, ["fine"]),  # type: ignore[arg-type]
+        opener=fine.open,
         record_usage=False,
         ignore_budget=True,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,15 +14,12 @@ from llmctl.domain import (
     GenerationParams,
     GenerationRequest,
     Message,
-    StreamEvent,
     TextDelta,
     Usage,
     UsageUpdate,
     collect,
 )
 from llmctl.errors import InputError, ProviderError, UsageError
-from llmctl.provider_specs import OpenAIProviderSettings
-from llmctl.providers.base import ResolvedModel
 from llmctl.services.generation import (
     GenerationRun,
     RunStatus,
@@ -33,34 +28,9 @@ from llmctl.services.generation import (
     decode_stdin,
     resolve_params,
 )
+from tests.fakes import FakeBackend, fake_model
 
-
-@dataclass
-class ScriptedProvider:
-    """Yields a fixed list of events; an exception in the list is raised at that point."""
-
-    script: list[StreamEvent | Exception]
-    resolved: ResolvedModel = field(
-        default_factory=lambda: ResolvedModel("fake", "openai", "fake-model", OpenAIProviderSettings())
-    )
-    prepared: bool = False
-
-    def prepare(self) -> None:
-        self.prepared = True
-
-    def context_window(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        for item in self.script:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-
-
+FAKE = fake_model("fake", "fake-model")
 REQUEST = GenerationRequest((Message("user", "hi"),))
 
 
@@ -111,13 +81,13 @@ def test_local_defaults_fill_only_the_gaps() -> None:
     assert GenerationParams(0.0, 0.2, seed=1).or_defaults(LOCAL_DEFAULTS) == GenerationParams(0.0, 0.2, seed=1)
 
 
-def test_successful_run() -> None:
+def test_successful_run(fake_provider: FakeBackend) -> None:
     usage = Usage(5, 2, CountSource.PROVIDER)
-    provider = ScriptedProvider([TextDelta("Hel"), TextDelta("lo"), Finished(usage, FinishReason.STOP)])
-    run = GenerationRun(provider, REQUEST)
+    fake_provider.enqueue(TextDelta("Hel"), TextDelta("lo"), Finished(usage, FinishReason.STOP))
+    run = GenerationRun(fake_provider.open(FAKE), REQUEST)
     assert list(run.deltas()) == ["Hel", "lo"]
     result = run.result()
-    assert provider.prepared
+    assert fake_provider.prepared == 1
     assert result.status is RunStatus.OK
     assert result.completion.text == "Hello"
     assert result.completion.usage == usage
@@ -125,16 +95,14 @@ def test_successful_run() -> None:
     assert result.model == "fake-model" and result.provider == "fake"
 
 
-def test_failed_run_keeps_text_and_known_usage() -> None:
-    provider = ScriptedProvider(
-        [
-            UsageUpdate(Usage(input_tokens=7, source=CountSource.PROVIDER)),
-            TextDelta("partial "),
-            TextDelta("answer"),
-            ProviderError("connection dropped"),
-        ]
+def test_failed_run_keeps_text_and_known_usage(fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue(
+        UsageUpdate(Usage(input_tokens=7, source=CountSource.PROVIDER)),
+        TextDelta("partial "),
+        TextDelta("answer"),
+        ProviderError("connection dropped"),
     )
-    run = GenerationRun(provider, REQUEST)
+    run = GenerationRun(fake_provider.open(FAKE), REQUEST)
     seen = []
     with pytest.raises(ProviderError):
         seen.extend(run.deltas())
@@ -148,16 +116,14 @@ def test_failed_run_keeps_text_and_known_usage() -> None:
     assert result.error is not None and "dropped" in result.error.message
 
 
-def test_interrupted_run_counts_exact_output_tokens_from_deltas() -> None:
-    provider = ScriptedProvider(
-        [
-            UsageUpdate(Usage(input_tokens=4, source=CountSource.EXACT)),
-            TextDelta("a", 1),
-            TextDelta("bc", 2),
-            TextDelta("never", 1),
-        ]
+def test_interrupted_run_counts_exact_output_tokens_from_deltas(fake_provider: FakeBackend) -> None:
+    fake_provider.enqueue(
+        UsageUpdate(Usage(input_tokens=4, source=CountSource.EXACT)),
+        TextDelta("a", 1),
+        TextDelta("bc", 2),
+        TextDelta("never", 1),
     )
-    run = GenerationRun(provider, REQUEST)
+    run = GenerationRun(fake_provider.open(FAKE), REQUEST)
     pieces = run.deltas()
     assert next(pieces) == "a"
     assert next(pieces) == "bc"

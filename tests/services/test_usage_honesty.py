@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llmctl.config import ModelSettings, Settings
-from llmctl.domain import Completion, CountSource, FinishReason, GenerationRequest, Message, StreamEvent, Usage
+from llmctl.domain import Completion, CountSource, FinishReason, GenerationRequest, Message, Usage
 from llmctl.errors import AuthenticationError, UsageError
 from llmctl.provider_specs import OpenAIProviderSettings
 from llmctl.providers.base import ResolvedModel
@@ -27,6 +27,7 @@ from llmctl.services.usage.accounting import record_call
 from llmctl.services.usage.ledger import LedgerError, LedgerRecord, UsageLedger, UsageQuery
 from llmctl.services.usage.report import build_report, read_records
 from tests.conftest import CliResult
+from tests.fakes import FakeBackend
 
 Run = Callable[..., CliResult]
 
@@ -91,28 +92,10 @@ def test_one_model_id_from_four_providers_is_four_rows_and_an_alias_is_its_targe
 # -- calls that never reached a model --------------------------------------------------------------
 
 
-class NoKeyProvider:
-    """Fails in prepare(), as a hosted provider without its API key does."""
-
-    def __init__(self) -> None:
-        self.resolved = ResolvedModel("openai", "openai", "gpt-4o-mini", OpenAIProviderSettings())
-
-    def prepare(self) -> None:
-        raise AuthenticationError("No API key for provider 'openai'.")
-
-    def context_window(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        raise AssertionError("never called")
-
-
 def test_a_run_that_never_reached_a_model_is_an_error_with_no_negative_duration() -> None:
     ticks = iter([10.0, 10.0, 9.0, 9.0, 9.0])  # a clock read out of order must not give -1 s
-    run = GenerationRun(NoKeyProvider(), GenerationRequest((Message("user", "hi"),)), clock=lambda: next(ticks))  # type: ignore[arg-type]
+    no_key = FakeBackend(fail_prepare=AuthenticationError("No API key for provider 'openai'."))  # as a hosted one fails
+    run = GenerationRun(no_key.open(), GenerationRequest((Message("user", "hi"),)), clock=lambda: next(ticks))
     with pytest.raises(AuthenticationError):
         list(run.deltas())
     outcome = run.result()

@@ -170,6 +170,41 @@ class HuggingFaceProvider:
     def close(self) -> None:
         self._loaded = None
 
+    # What bench and `models load` report about the runtime (see runtime.py).
+    def preload_libraries(self) -> None:
+        from llmctl.providers.hf.runtime import import_libraries
+
+        import_libraries(quantize=LoadOptions.for_model(self._resolved).quantization is not None)
+
+    def runtime_facts(self) -> dict[str, str | int | None]:
+        from llmctl.providers.hf.runtime import runtime_facts
+
+        return runtime_facts(self)
+
+    def reset_peak_memory(self) -> None:
+        from llmctl.providers.hf.runtime import reset_peak_memory
+
+        reset_peak_memory()
+
+    def peak_accelerator_memory(self) -> int | None:
+        from llmctl.providers.hf.runtime import peak_accelerator_memory
+
+        return peak_accelerator_memory()
+
+    def fixed_prompt_ids(self, count: int) -> list[int]:
+        """Exactly ``count`` prompt token ids (for bench)."""
+        from llmctl.providers.hf.fixed_run import exact_prompt_ids
+
+        return exact_prompt_ids(self.loaded.tokenizer, count)
+
+    def stream_fixed(
+        self, prompt_ids: list[int], new_tokens: int, on_token: Callable[[], None]
+    ) -> Iterator[StreamEvent]:
+        """Exactly ``new_tokens`` greedy tokens from ``prompt_ids``, ``on_token`` stamping each (for bench)."""
+        from llmctl.providers.hf.fixed_run import stream_fixed
+
+        return stream_fixed(self, prompt_ids, new_tokens, on_token)
+
     def for_chat(self, *, reuse_kv: bool) -> Provider:
         """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""
         from llmctl.providers.hf.kv_cache import KVCacheProvider

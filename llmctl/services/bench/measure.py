@@ -25,6 +25,7 @@ from llmctl.domain import (
 )
 from llmctl.errors import ContextLengthError, UsageError
 from llmctl.providers.base import Provider
+from llmctl.providers.hf.fixed_run import FILLER
 from llmctl.services.usage.pricing import Price
 
 if TYPE_CHECKING:
@@ -33,13 +34,6 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 
 # Varied English prose: a repeated single word would be an unrealistically easy prompt.
-FILLER = (
-    "The committee met on a grey Tuesday morning to review the harbour expansion plans. Engineers described "
-    "the new breakwater, the dredging schedule and the cost of steel, while residents asked about noise, "
-    "traffic and the old lighthouse that had guided fishing boats for more than a century. After lunch the "
-    "discussion turned to tides, insurance, the migratory birds on the northern spit and the budget for "
-    "the coming decade. "
-)
 HOSTED_INSTRUCTION = "Continue the following text for as long as you can, without repeating it:\n\n"
 
 
@@ -83,22 +77,6 @@ class RunMeasurement:
             "finish_reason": self.finish_reason.value,
             "cached_prompt_tokens": self.cached_prompt_tokens,
         }
-
-
-def exact_prompt_ids(tokenizer: Any, count: int, text: str = FILLER) -> list[int]:
-    """Exactly ``count`` token ids: BOS (when the model has one), then prose, cut at ``count``.
-
-    Repeating the *ids* of one encoded passage (not the text) keeps the count exact
-    whatever the tokenizer merges at the seams.
-    """
-    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    body: list[int] = list(tokenizer.encode(text, add_special_tokens=False))
-    if not body:
-        raise UsageError("The model's tokenizer turns the benchmark prompt into no tokens.")
-    ids = list(head)
-    while len(ids) < count:
-        ids.extend(body)
-    return ids[:count]
 
 
 def hosted_prompt(count: int, header: str = "") -> str:
@@ -183,14 +161,16 @@ class CallMaker:
 def local_measurer(
     provider: Provider, options: BenchOptions, clock: Clock, calls: CallMaker
 ) -> Callable[[], RunMeasurement]:
-    from transformers import LogitsProcessor, LogitsProcessorList
+    """Runs of an exact prompt length and exactly ``max_tokens`` new tokens, each token's moment stamped.
 
-    from llmctl.providers.hf.provider import HuggingFaceProvider
-
-    if not isinstance(provider, HuggingFaceProvider):
-        raise TypeError("a local benchmark needs the Hugging Face provider")
-    loaded = provider.loaded
-    window = loaded.context_window
+    The backend does the exact part (``fixed_prompt_ids`` and ``stream_fixed``): only it knows its
+    tokenizer and where its logits appear.
+    """
+    fixed_prompt_ids = getattr(provider, "fixed_prompt_ids", None)
+    stream_fixed = getattr(provider, "stream_fixed", None)
+    if fixed_prompt_ids is None or stream_fixed is None:
+        raise UsageError(f"{provider.resolved.spec.label} models cannot run a local benchmark.")
+    window = provider.context_window()
     if window is not None and options.prompt_tokens + options.max_tokens > window:
         raise ContextLengthError(
             options.prompt_tokens + options.max_tokens,
@@ -199,28 +179,18 @@ def local_measurer(
             hint=f"Lower --prompt-tokens (now {options.prompt_tokens}) or --max-tokens (now {options.max_tokens}) "
             f"so that together they stay under {window}.",
         )
-    ids = exact_prompt_ids(loaded.tokenizer, options.prompt_tokens)
-    params = GenerationParams(temperature=0, max_tokens=options.max_tokens)
-
-    class StepClock(LogitsProcessor):
-        """Stamps the moment each new token's logits exist (on generate()'s thread)."""
-
-        def __init__(self) -> None:
-            self.stamps: list[float] = []
-
-        def __call__(self, input_ids: Any, scores: Any) -> Any:
-            self.stamps.append(clock())
-            return scores
-
-    request = GenerationRequest((), params)  # the prompt is ``ids``, fed through ``events``
+    ids: list[int] = fixed_prompt_ids(options.prompt_tokens)
+    request = GenerationRequest((), GenerationParams(temperature=0, max_tokens=options.max_tokens))
 
     def measure() -> RunMeasurement:
-        steps = StepClock()
-        extra = {"min_new_tokens": options.max_tokens, "logits_processor": LogitsProcessorList([steps])}
-        completion, started, ended = calls.measure(
-            provider, request, lambda: provider.stream_ids(ids, params, generate_kwargs=extra), clock
-        )
-        first = steps.stamps[0] - started if steps.stamps else None
+        stamps: list[float] = []
+
+        def events() -> Iterator[StreamEvent]:
+            stream: Iterator[StreamEvent] = stream_fixed(ids, options.max_tokens, lambda: stamps.append(clock()))
+            return stream
+
+        completion, started, ended = calls.measure(provider, request, events, clock)
+        first = stamps[0] - started if stamps else None
         return RunMeasurement(
             ttft_s=first,
             total_s=ended - started,

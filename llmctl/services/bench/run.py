@@ -21,7 +21,6 @@ the ones the API reports (unknown when it reports none).
 
 from __future__ import annotations
 
-import importlib
 import platform
 import resource
 import statistics
@@ -35,10 +34,10 @@ from llmctl.config import ModelSettings, Settings
 from llmctl.errors import UsageError
 from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.hf.fixed_run import exact_prompt_ids
 from llmctl.services.bench.measure import (
     CallMaker,
     RunMeasurement,
-    exact_prompt_ids,
     hosted_measurer,
     hosted_prompt,
     local_measurer,
@@ -243,14 +242,14 @@ def run_bench(
 
     say("Importing the backend")
     started = clock()
-    if local:
-        _import_local_backend()
     provider = open_provider(resolved)
+    if local:
+        _ask(provider, "preload_libraries")
     import_s = clock() - started
     try:
         say(f"Loading {resolved.display_name}")
         if local:
-            _reset_gpu_peak()
+            _ask(provider, "reset_peak_memory")
         started = clock()
         provider.prepare()
         load_s = clock() - started
@@ -265,8 +264,8 @@ def run_bench(
         for index in range(options.runs):
             say(f"Run {index + 1}/{options.runs}")
             runs.append(measure())
-        environment = _local_environment(provider, options) if local else Environment(device="remote API")
-        peak_gpu = _gpu_peak() if local else None
+        environment = _local_environment(provider) if local else Environment(device="remote API")
+        peak_gpu = _ask(provider, "peak_accelerator_memory") if local else None
         compile_facts = _compile_facts(provider, in_warmup=options.warmup > 0) if compiles else None
     finally:
         provider.close()
@@ -296,44 +295,18 @@ def _compile_facts(provider: Provider, *, in_warmup: bool) -> CompileFacts:
     return CompileFacts(seconds=seconds, cache_dir=str(cache_dir), in_warmup=in_warmup)
 
 
-def _import_local_backend() -> None:
-    for module in ("torch", "transformers"):
-        importlib.import_module(module)
-
-
-def _local_environment(provider: Provider, options: BenchOptions) -> Environment:
-    import torch
-
-    from llmctl.providers.hf.loading import LoadOptions
-    from llmctl.providers.hf.provider import HuggingFaceProvider
-
-    assert isinstance(provider, HuggingFaceProvider)
-    model = provider.loaded.model
-    device_map = getattr(model, "hf_device_map", None)
-    devices = sorted({str(d) for d in device_map.values()}) if isinstance(device_map, dict) else []
-    device = ", ".join(devices) if len(devices) > 1 else str(model.device)
-    if device.startswith("cuda") and torch.cuda.is_available():
-        device = f"{device} ({torch.cuda.get_device_name(model.device)})"
-    quantization = LoadOptions.for_model(provider.resolved).quantization
+def _local_environment(provider: Provider) -> Environment:
+    facts: dict[str, str | int | None] = _ask(provider, "runtime_facts") or {}
+    dtype, quantization, threads = facts.get("dtype"), facts.get("quantization"), facts.get("threads")
     return Environment(
-        device=device,
-        dtype=str(model.dtype).removeprefix("torch."),
-        quantization=quantization,
-        torch_threads=torch.get_num_threads(),
+        device=str(facts.get("device") or "local"),
+        dtype=None if dtype is None else str(dtype),
+        quantization=None if quantization is None else str(quantization),
+        torch_threads=threads if isinstance(threads, int) else None,
     )
 
 
-def _reset_gpu_peak() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _gpu_peak() -> int | None:
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    peak = int(torch.cuda.max_memory_allocated())
-    return peak or None
+def _ask(provider: Provider, capability: str) -> Any:
+    """Call an optional no-argument capability of a local backend; None when it has not got it."""
+    method = getattr(provider, capability, None)
+    return None if method is None else method()

@@ -8,7 +8,6 @@ and the quantization that would fit, instead of swapping the machine to a halt.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -160,19 +159,6 @@ def refusal(check: FitCheck, resolved: ResolvedModel, reference: str) -> Provide
     )
 
 
-def _import_libraries(*, quantize: bool) -> None:
-    """Import the local-model stack before the load is timed."""
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # it warns at import about optional CPU kernels
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-
-        if quantize:
-            import bitsandbytes  # noqa: F401
-    except ImportError:
-        pass  # load_model says which package is missing and how to install it
-
-
 def load_and_test(
     reference: str | None,
     settings: Settings,
@@ -197,12 +183,12 @@ def load_and_test(
     check = check_fit(resolved)  # reads headers and (with GPUs possible) imports torch: before any weights
     if check is not None and not check.fits and not force:
         raise refusal(check, resolved, name)
-    _import_libraries(quantize=_effective(resolved)[0] is not None)
-    import_seconds = time.perf_counter() - started
     from llmctl.providers.hf.provider import HuggingFaceProvider
     from llmctl.services.generation import GenerationRun
 
     provider = HuggingFaceProvider(resolved)
+    provider.preload_libraries()
+    import_seconds = time.perf_counter() - started
     started = time.perf_counter()
     provider.prepare()
     load_seconds = time.perf_counter() - started
