@@ -65,6 +65,7 @@ class ModelSettings(StrictModel):
     device_map: str | None = None
     trust_remote_code: bool | None = None
     allow_pickle_weights: bool | None = None
+    compile: bool | None = None
     input_price_per_mtok: float | None = Field(default=None, ge=0)
     output_price_per_mtok: float | None = Field(default=None, ge=0)
 

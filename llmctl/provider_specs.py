@@ -51,6 +51,7 @@ class HuggingFaceProviderSettings(StrictModel):
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False
     cache_dir: str | None = None
+    compile: bool = False  # static KV cache + torch.compile for decoding; the first call compiles
 
 
 class LlamaCppProviderSettings(StrictModel):

@@ -97,6 +97,7 @@ class ModelSize:
     kv_heads: int = 2
     intermediate: int | None = None  # twice ``hidden`` when not given
     vocab: int = 400  # the most the tokenizer may learn; a small corpus yields fewer
+    tie_embeddings: bool = False  # the output head shares the input embedding (SmolLM2 does); Llama only
 
     @property
     def head_dim(self) -> int:
@@ -144,7 +145,7 @@ def build_tiny_model(
     }
     torch.manual_seed(0)
     if family == "llama":
-        model: Any = LlamaForCausalLM(LlamaConfig(**common))
+        model: Any = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=size.tie_embeddings))
     elif family == "mistral":
         model = MistralForCausalLM(MistralConfig(**common, sliding_window=None))
     else:

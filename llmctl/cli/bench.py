@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmctl.cli import output
-from llmctl.cli.options import DTypeOpt, IgnoreBudgetOpt, JsonOpt, QuantizeOpt, app_state, complete_model_name
+from llmctl.cli.options import (
+    CompileOpt,
+    DTypeOpt,
+    IgnoreBudgetOpt,
+    JsonOpt,
+    QuantizeOpt,
+    app_state,
+    complete_model_name,
+)
 from llmctl.domain import TOKENS_MAX, human_bytes
 
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ def bench(
     ] = 64,
     quantize: QuantizeOpt = None,
     dtype: DTypeOpt = None,
+    compile_: CompileOpt = False,
     record: Annotated[
         bool, typer.Option("--record", help="Record every call (warm-ups too) in the usage ledger.")
     ] = False,
@@ -67,6 +76,7 @@ def bench(
         max_tokens=max_tokens,
         quantize=None if quantize is None else quantize.value,
         dtype=None if dtype is None else dtype.value,
+        compile=compile_,
     )
     settings = app_state(ctx).settings()
     resolved = resolve(model, settings)
@@ -146,6 +156,8 @@ def _print_report(report: BenchReport) -> None:
     if report.peak_gpu_bytes is not None:
         details.append(("Peak GPU memory", _bytes(report.peak_gpu_bytes)))
     details.append(("Device", device))
+    if report.compile is not None:
+        details.append(("Compile", _compile_cell(report)))
     if report.prompt_cache_note():
         details.append(("Prompt cache", str(report.prompt_cache_note())))
     if report.recorded:
@@ -158,6 +170,15 @@ def _print_report(report: BenchReport) -> None:
             f"{plural(len(short), 'run')} ended before {plural(opts.max_tokens, 'token')}; "
             "their decode rate covers fewer tokens."
         )
+
+
+def _compile_cell(report: BenchReport) -> str:
+    """How long torch.compile took, and which runs' figures carry it."""
+    facts = report.compile
+    assert facts is not None
+    took = "time unknown" if facts.seconds is None else f"{facts.seconds:,.1f} s compiling"
+    where = "in the warm-up runs" if facts.in_warmup else "inside the first timed run (--warmup 0)"
+    return f"torch.compile + static cache: {took}, {where}; kernels cached in {facts.cache_dir}"
 
 
 def _counts(report: BenchReport) -> str:

@@ -12,6 +12,7 @@ import typer
 
 from llmctl.cli import output
 from llmctl.cli.options import (
+    CompileOpt,
     IgnoreBudgetOpt,
     JsonOpt,
     MaxTokensOpt,
@@ -80,6 +81,7 @@ def generate(
         ),
     ] = None,
     no_server: NoServerOpt = False,
+    compile_: CompileOpt = False,
 ) -> None:
     """Generate a reply to PROMPT.
 
@@ -97,6 +99,7 @@ def generate(
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import resolve
     from llmctl.services.attachments import images_of, read_attachment, with_attachments
+    from llmctl.services.bench.run import with_load_overrides
     from llmctl.services.calls import Call
     from llmctl.services.chat.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
@@ -122,8 +125,8 @@ def generate(
     params = resolve_params(settings.defaults, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     images = images_of(attachments)
     if resume_last or conversation_id:
-        if response_schema is not None or images:
-            raise UsageError("--schema and image files do not go with --continue/--conversation yet.")
+        if response_schema is not None or images or compile_:
+            raise UsageError("--schema, --compile and image files do not go with --continue/--conversation yet.")
         from llmctl.cli.follow_up import continue_conversation
 
         continue_conversation(
@@ -139,8 +142,9 @@ def generate(
             show_usage=show_usage,
         )
         return
-    resolved = resolve(model, settings)
-    provider = open_model(resolved, settings, use_server=not no_server)
+    resolved = with_load_overrides(resolve(model, settings), None, None, compile=compile_)
+    # A compiled model lives in this process: the server's copy is not compiled.
+    provider = open_model(resolved, settings, use_server=not no_server and not compile_)
     try:
         _warn_ignored_flags(provider, resolved.display_name, temperature=temperature, top_p=top_p, seed=seed)
         from llmctl.providers.base import accepts_images
@@ -166,6 +170,8 @@ def generate(
         )
         for warning in call.warnings:
             output.warning(warning)
+        if getattr(provider, "compiles", False):
+            output.status(compile_notice(resolved.display_name, getattr(provider, "compile_cache_dir", lambda: None)()))
         failure: LlmctlError | None = None
         interrupt: KeyboardInterrupt | None = None
         broken_pipe = False
@@ -193,6 +199,9 @@ def generate(
         warnings += [refused] if refused else []
     for warning in warnings:
         output.warning(warning)
+    compile_seconds = getattr(provider, "compile_seconds", None)
+    if compile_seconds:
+        output.status(f"torch.compile took {compile_seconds:,.1f} s of this call.")
     if broken_pipe:
         raise typer.Exit(ExitStatus.OK)
     if isinstance(failure, OutputError):
@@ -223,6 +232,13 @@ def generate(
 
         output.status(interrupt_notice(call.run, resolved.display_name, interrupts.describe(interrupt)))
         raise typer.Exit(interrupts.exit_code(interrupt))
+
+
+def compile_notice(model: str, cache_dir: object) -> str:
+    return (
+        f"Compiling {model} for faster decoding (static cache + torch.compile): a first call can take minutes "
+        f"on a CPU; compiled kernels are cached in {cache_dir}."
+    )
 
 
 def _output_error(exc: OSError) -> OutputError:

@@ -126,3 +126,12 @@ NoServerOpt = Annotated[
         "--no-server", help="Load a local model in this process even when `llmctl serve` is running (warm attach)."
     ),
 ]
+
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Local models: static KV cache + torch.compile for faster decoding; the first call compiles "
+        "(minutes on a CPU, time reported), later ones reuse the on-disk cache.",
+    ),
+]

@@ -259,11 +259,13 @@ def test_json_has_the_documented_shape(tiny_models: dict[str, Path]) -> None:
     data = json.loads(json.dumps(report.to_json()))
     assert set(data) == {
         "model", "provider", "kind", "settings", "environment", "import_s", "load_s",
-        "summary", "runs", "warmup_runs", "memory", "recorded", "prompt_cache",
+        "summary", "runs", "warmup_runs", "memory", "recorded", "prompt_cache", "compile",
     }  # fmt: skip
     assert data["settings"] == {
         "runs": 2, "warmup": 0, "prompt_tokens": 12, "max_tokens": 4, "quantize": None, "dtype": None,
+        "compile": False,
     }  # fmt: skip
+    assert data["compile"] is None  # not compiled: no compile figures at all
     assert set(data["summary"]) == {"ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "total_s"}
     assert set(data["summary"]["decode_tokens_per_s"]) == {"median", "min", "max", "count"}
     assert [r["output_tokens"] for r in data["runs"]] == [4, 4]

@@ -67,6 +67,7 @@ def _print_details(d: ModelDetails) -> None:
     else:
         facts.append(("parameters", None))
     facts.append(("stored as", d.checkpoint_dtype))
+    facts.append(("fastest precision", d.precision_here))
     if d.checkpoint_quantization:
         facts.append(("checkpoint", f"pre-quantized: {d.checkpoint_quantization}"))
     if d.configured_quantization:

@@ -35,6 +35,7 @@ class LoadOptions:
     allow_pickle_weights: bool = False
     cache_dir: str | None = None
     context_window: int | None = None
+    compile: bool = False  # static KV cache + torch.compile for decoding (providers/hf/compiled.py)
 
     @classmethod
     def for_model(cls, resolved: ResolvedModel) -> LoadOptions:
@@ -50,6 +51,7 @@ class LoadOptions:
             allow_pickle_weights=_first_set(model.allow_pickle_weights, provider.allow_pickle_weights),
             cache_dir=provider.cache_dir,
             context_window=model.context_window,
+            compile=_first_set(model.compile, provider.compile),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from llmctl.domain import (
@@ -22,8 +23,9 @@ from llmctl.domain import (
     Usage,
     UsageUpdate,
 )
-from llmctl.errors import ContextLengthError, ProviderError
+from llmctl.errors import ContextLengthError, ProviderError, UsageError
 from llmctl.providers.base import Provider, ResolvedModel
+from llmctl.providers.hf import compiled
 from llmctl.providers.hf.loading import LoadedModel, LoadOptions, load_model
 from llmctl.providers.hf.prompt import prompt_token_ids
 
@@ -124,6 +126,29 @@ class HuggingFaceProvider:
     def __init__(self, resolved: ResolvedModel, loaded: LoadedModel | None = None) -> None:
         self._resolved = resolved
         self._loaded = loaded
+        options = LoadOptions.for_model(resolved)
+        if options.compile and options.quantization:
+            raise UsageError(
+                f"{resolved.display_name}: compiling does not go with {options.quantization} quantization "
+                "(transformers cannot compile bitsandbytes models).",
+                hint="Drop --compile / compile = true, or the quantization, for this model.",
+            )
+        self._compiles = options.compile
+        self._compile_seconds: float | None = 0.0 if self._compiles else None
+
+    @property
+    def compiles(self) -> bool:
+        """Whether decoding uses a static cache and torch.compile (``--compile`` / ``compile = true``)."""
+        return self._compiles
+
+    @property
+    def compile_seconds(self) -> float | None:
+        """Seconds spent compiling in this provider's calls so far; None: it does not compile, or torch cannot tell."""
+        return self._compile_seconds
+
+    def compile_cache_dir(self) -> Path | None:
+        """Where torch keeps the compiled kernels (None when this provider does not compile)."""
+        return compiled.compile_cache_dir() if self._compiles else None
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -248,7 +273,15 @@ class HuggingFaceProvider:
         input_usage = Usage(input_tokens=len(input_ids), source=CountSource.EXACT)
         yield UsageUpdate(input_usage)
 
-        run = _GenerationRun(loaded, input_ids, params, max_new, generate_kwargs or {})
+        extra = dict(generate_kwargs or {})
+        # A caller's own cache (chat's KV reuse across turns) is dynamic: that call decodes eagerly.
+        compiling = self._compiles and "cache" not in extra
+        if compiling:
+            compiled.use_compile_cache()  # here, not at load: the weights may come loaded already
+            length = compiled.static_cache_length(len(input_ids), max_new, window)
+            extra = compiled.compiled_generate_kwargs(loaded.model, cache_length=length) | extra
+        compile_before = compiled.compile_seconds_so_far() if compiling else None
+        run = _GenerationRun(loaded, input_ids, params, max_new, extra)
         decoder = IncrementalDecoder(loaded.tokenizer)
         generated: list[int] = []
         try:
@@ -261,6 +294,8 @@ class HuggingFaceProvider:
                     yield delta
         finally:
             run.stop()
+            if compiling:
+                self._add_compile_time(compile_before)
         tail = decoder.flush()
         if tail is not None:
             yield tail
@@ -275,6 +310,13 @@ class HuggingFaceProvider:
             Usage(input_tokens=len(input_ids), output_tokens=len(generated), source=CountSource.EXACT),
             reason,
         )
+
+    def _add_compile_time(self, before: float | None) -> None:
+        after = compiled.compile_seconds_so_far()
+        if before is None or after is None or self._compile_seconds is None:
+            self._compile_seconds = None
+        else:
+            self._compile_seconds += max(0.0, after - before)
 
 
 def _default_max_new_tokens(loaded: LoadedModel) -> int:

@@ -60,6 +60,7 @@ class BenchOptions:
     max_tokens: int = 64
     quantize: Quantization | None = None
     dtype: DType | None = None
+    compile: bool = False  # static cache + torch.compile (--compile); the config's compile = true also counts
 
     def check(self) -> None:
         if self.runs < 1:
@@ -100,6 +101,18 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class CompileFacts:
+    """torch.compile in a benchmark: seconds spent compiling (torch's timer; None: unknown) and in which runs."""
+
+    seconds: float | None
+    cache_dir: str
+    in_warmup: bool  # False: --warmup 0, so the first timed run paid for it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"compile_s": self.seconds, "cache_dir": self.cache_dir, "in_warmup": self.in_warmup}
+
+
+@dataclass(frozen=True)
 class BenchReport:
     model: str
     provider: str
@@ -115,6 +128,7 @@ class BenchReport:
     recorded: int = 0  # calls written to the usage ledger (--record)
     warnings: tuple[str, ...] = ()  # budget warnings, and why a call could not be recorded
     prompt_varied: bool = False  # each timed call's prompt began differently (so no prompt cache could serve it)
+    compile: CompileFacts | None = None  # when decoding was compiled: how long compiling took, where it is cached
 
     def stat(self, metric: str) -> Stat | None:
         return summarize(run.value(metric) for run in self.runs)
@@ -151,6 +165,7 @@ class BenchReport:
                 "max_tokens": self.options.max_tokens,
                 "quantize": self.options.quantize,
                 "dtype": self.options.dtype,
+                "compile": self.options.compile,
             },
             "environment": dict(self.environment.__dict__),
             "import_s": self.import_s,
@@ -161,16 +176,21 @@ class BenchReport:
             "memory": {"peak_rss_bytes": self.peak_rss_bytes, "peak_gpu_bytes": self.peak_gpu_bytes},
             "recorded": self.recorded,
             "prompt_cache": {"prompt_varied_per_run": self.prompt_varied, "cached_share": self.cached_share()},
+            "compile": None if self.compile is None else self.compile.to_json(),
         }
 
 
-def with_load_overrides(resolved: ResolvedModel, quantize: Quantization | None, dtype: DType | None) -> ResolvedModel:
-    """The same model with ``--quantize``/``--dtype`` over its configured loading options."""
-    if quantize is None and dtype is None:
+def with_load_overrides(
+    resolved: ResolvedModel, quantize: Quantization | None, dtype: DType | None, *, compile: bool = False
+) -> ResolvedModel:
+    """The same model with ``--quantize``/``--dtype``/``--compile`` over its configured loading options."""
+    if quantize is None and dtype is None and not compile:
         return resolved
     if not resolved.spec.local:
+        given = (("--quantize", quantize), ("--dtype", dtype), ("--compile", compile))
+        flags = [name for name, value in given if value]
         raise UsageError(
-            f"--quantize and --dtype apply to local models; {resolved.display_name} is served by an API.",
+            f"{', '.join(flags)}: options that apply to local models; {resolved.display_name} is served by an API.",
             hint="Drop those flags for a hosted model.",
         )
     if resolved.spec.model_files != "hf":
@@ -185,6 +205,8 @@ def with_load_overrides(resolved: ResolvedModel, quantize: Quantization | None, 
         update["quantization"] = quantize
     if dtype is not None:
         update["dtype"] = dtype
+    if compile:
+        update["compile"] = True
     return replace(resolved, model_settings=base.model_copy(update=update))
 
 
@@ -215,7 +237,7 @@ def run_bench(
     and ``BenchReport.warnings`` says why any could not be.
     """
     options.check()
-    resolved = with_load_overrides(resolved, options.quantize, options.dtype)
+    resolved = with_load_overrides(resolved, options.quantize, options.dtype, compile=options.compile)
     say = on_progress or (lambda _message: None)
     if open_provider is None:
         from llmctl.providers.registry import open_provider as registry_open
@@ -241,14 +263,16 @@ def run_bench(
         measure = measurer(provider, options, clock, calls)
         warmups: list[RunMeasurement] = []
         runs: list[RunMeasurement] = []
+        compiles = bool(getattr(provider, "compiles", False))
         for index in range(options.warmup):
-            say(f"Warm-up {index + 1}/{options.warmup}")
+            say(f"Warm-up {index + 1}/{options.warmup}" + (" (compiling: can take minutes)" if compiles else ""))
             warmups.append(measure())
         for index in range(options.runs):
             say(f"Run {index + 1}/{options.runs}")
             runs.append(measure())
         environment = _local_environment(provider) if local else Environment(device="remote API")
         peak_gpu = _ask(provider, "peak_accelerator_memory") if local else None
+        compile_facts = _compile_facts(provider, in_warmup=options.warmup > 0) if compiles else None
     finally:
         provider.close()
         calls.close()
@@ -267,7 +291,14 @@ def run_bench(
         recorded=calls.recorded,
         warnings=tuple(calls.warnings),
         prompt_varied=not local,
+        compile=compile_facts,
     )
+
+
+def _compile_facts(provider: Provider, *, in_warmup: bool) -> CompileFacts:
+    seconds: float | None = getattr(provider, "compile_seconds", None)
+    cache_dir = getattr(provider, "compile_cache_dir", lambda: None)()
+    return CompileFacts(seconds=seconds, cache_dir=str(cache_dir), in_warmup=in_warmup)
 
 
 def _local_environment(provider: Provider) -> Environment:

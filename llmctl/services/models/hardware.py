@@ -16,6 +16,7 @@ class Gpu:
     name: str
     total_bytes: int
     free_bytes: int | None = None
+    bf16: bool | None = None  # native bfloat16 (compute capability 8.0+); None: not asked
 
     @property
     def device(self) -> str:
@@ -118,7 +119,8 @@ def gpus(*, with_free: bool = False) -> tuple[tuple[Gpu, ...], str | None]:
         free = None
         if with_free:
             free, _ = torch.cuda.mem_get_info(index)
-        found.append(Gpu(index, str(props.name), int(props.total_memory), None if free is None else int(free)))
+        free_bytes = None if free is None else int(free)
+        found.append(Gpu(index, str(props.name), int(props.total_memory), free_bytes, bf16=props.major >= 8))
     return tuple(found), None
 
 

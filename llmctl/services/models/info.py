@@ -31,6 +31,7 @@ from llmctl.providers.hf.model_config import (
 from llmctl.providers.registry import resolve
 from llmctl.redaction import redact
 from llmctl.services.models import hardware as hw
+from llmctl.services.models.precision import cpu_flags, precision_advice
 
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
@@ -107,6 +108,7 @@ class ModelDetails:
     input_price_per_mtok: float | None = None
     output_price_per_mtok: float | None = None
     notes: list[str] = field(default_factory=list)
+    precision_here: str | None = None  # the precision this machine's hardware favours, and why
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -207,6 +209,7 @@ def describe_local(resolved: ResolvedModel, *, machine: hw.Hardware | None) -> M
         estimates=estimate_rows(stats, machine) if stats else [],
         hardware=machine,
         notes=notes,
+        precision_here=precision_advice(machine, cpu_flags(), resolved.display_name),
     )
 
 
