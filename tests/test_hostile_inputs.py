@@ -119,7 +119,7 @@ ARGV_CASES = [
     (("usage", "--until", "9999-12-31"), 2, "out of range"),
     (("usage", "--since", "0001-01-01"), 2, "out of range"),
     (("usage", "--since", "0001-01-01T00:00"), 2, "out of range"),
-    (("usage", "--by", "week"), 2, "use model, provider, day or command"),
+    (("usage", "--by", "week"), 2, "use model, provider, day, command or client"),
     (("config", "set", "default_model", "no-such-model"), 2, "Unknown model 'no-such-model'"),
     (("config", "set", "default_model", "nosuchprovider/x"), 2, "Unknown provider 'nosuchprovider'"),
 ]

@@ -51,8 +51,11 @@ def _bash_completions(words: list[str], config: Path) -> list[str]:
         (["llmctl", "gen"], ["generate"]),
         (["llmctl", "models", "l"], ["list", "load"]),
         (["llmctl", "generate", "--max"], ["--max-tokens"]),
-        (["llmctl", "generate", "-m", ""], ["demo", "gpt", "llama3", "anthropic/", "hf/", "openai/", "vllm/"]),
-        (["llmctl", "chat", "-m", "ll"], ["llama3"]),
+        (
+            ["llmctl", "generate", "-m", ""],
+            ["demo", "gpt", "llama3", "anthropic/", "hf/", "llamacpp/", "openai/", "vllm/"],
+        ),
+        (["llmctl", "chat", "-m", "ll"], ["llama3", "llamacpp/"]),
         (["llmctl", "bench", "v"], ["vllm/"]),
         (["llmctl", "models", "info", "g"], ["gpt"]),
     ],

@@ -270,6 +270,7 @@ def test_a_ledger_from_before_the_unreached_measure_is_read_in_place_then_upgrad
     conn = sqlite3.connect(isolated_home / "usage.sqlite3")  # back to schema 1, as an older llmctl left it
     conn.executescript("DROP TRIGGER calls_text_insert; DROP TRIGGER calls_text_delete; DROP TABLE calls_text;")
     conn.execute("ALTER TABLE usage_rollup DROP COLUMN unreached")
+    conn.execute("ALTER TABLE calls DROP COLUMN client")  # added in schema 4
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()

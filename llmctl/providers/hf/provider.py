@@ -176,10 +176,11 @@ class HuggingFaceProvider:
 
         import_libraries(quantize=LoadOptions.for_model(self._resolved).quantization is not None)
 
-    def runtime_facts(self) -> dict[str, str | int | None]:
-        from llmctl.providers.hf.runtime import runtime_facts
+    def runtime_info(self) -> dict[str, Any] | None:
+        """Where and how the model runs (``llmctl ps``, bench); None until it is loaded."""
+        from llmctl.providers.hf.runtime import runtime_info
 
-        return runtime_facts(self)
+        return None if self._loaded is None else runtime_info(self)
 
     def reset_peak_memory(self) -> None:
         from llmctl.providers.hf.runtime import reset_peak_memory
@@ -204,22 +205,6 @@ class HuggingFaceProvider:
         from llmctl.providers.hf.fixed_run import stream_fixed
 
         return stream_fixed(self, prompt_ids, new_tokens, on_token)
-
-    def runtime_info(self) -> dict[str, Any] | None:
-        """Where and how the model is loaded (``llmctl ps``); None until it is."""
-        if self._loaded is None:
-            return None
-        from llmctl.providers.hf.loading import LoadOptions
-
-        model = self._loaded.model
-        footprint = getattr(model, "get_memory_footprint", None)
-        return {
-            "device": str(getattr(model, "device", "unknown")),
-            "dtype": str(getattr(model, "dtype", "unknown")).removeprefix("torch."),
-            "quantization": LoadOptions.for_model(self._resolved).quantization,
-            "memory_bytes": int(footprint()) if callable(footprint) else None,
-            "context_window": self._loaded.context_window,
-        }
 
     def for_chat(self, *, reuse_kv: bool) -> Provider:
         """A chat keeps the KV cache of the turns so far, and computes only each new turn's tokens."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llmctl.providers.hf.provider import HuggingFaceProvider
@@ -22,22 +22,26 @@ def import_libraries(*, quantize: bool = False) -> None:
         pass  # load_model says which package is missing and how to install it
 
 
-def runtime_facts(provider: HuggingFaceProvider) -> dict[str, str | int | None]:
-    """Device (with the GPU's name), dtype, quantization and torch's thread count of a loaded model."""
+def runtime_info(provider: HuggingFaceProvider) -> dict[str, Any]:
+    """Device (with the GPU's name), dtype, quantization, memory, window and torch's threads of a loaded model."""
     import torch
 
     from llmctl.providers.hf.loading import LoadOptions
 
-    model = provider.loaded.model
+    loaded = provider.loaded
+    model = loaded.model
     device_map = getattr(model, "hf_device_map", None)
     devices = sorted({str(d) for d in device_map.values()}) if isinstance(device_map, dict) else []
     device = ", ".join(devices) if len(devices) > 1 else str(model.device)
     if device.startswith("cuda") and torch.cuda.is_available():
         device = f"{device} ({torch.cuda.get_device_name(model.device)})"
+    footprint = getattr(model, "get_memory_footprint", None)
     return {
         "device": device,
         "dtype": str(model.dtype).removeprefix("torch."),
         "quantization": LoadOptions.for_model(provider.resolved).quantization,
+        "memory_bytes": int(footprint()) if callable(footprint) else None,
+        "context_window": loaded.context_window,
         "threads": torch.get_num_threads(),
     }
 

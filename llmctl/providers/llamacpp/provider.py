@@ -182,9 +182,11 @@ class LlamaCppProvider:
         params = GenerationParams(temperature=0, max_tokens=new_tokens)
         return self.stream_ids(prompt_ids, params, until_max_tokens=True, on_token=on_token)
 
-    def runtime_facts(self) -> dict[str, str | int | None]:
-        """What ``bench`` reports of how the model runs."""
-        loaded = self._load()
+    def runtime_info(self) -> dict[str, str | int | None] | None:
+        """Where and how the model runs (``llmctl ps``, bench); None until it is loaded."""
+        if self._loaded is None:
+            return None
+        loaded = self._loaded
         options = loaded.options
         device = "cpu" if not options.n_gpu_layers else f"cpu + GPU ({options.n_gpu_layers} layers offloaded)"
         return {"device": f"{device}, llama.cpp", "dtype": loaded.header.quantization, "threads": options.threads}

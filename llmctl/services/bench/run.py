@@ -302,7 +302,7 @@ def _compile_facts(provider: Provider, *, in_warmup: bool) -> CompileFacts:
 
 
 def _local_environment(provider: Provider) -> Environment:
-    facts: dict[str, str | int | None] = _ask(provider, "runtime_facts") or {}
+    facts: dict[str, str | int | None] = _ask(provider, "runtime_info") or {}
     dtype, quantization, threads = facts.get("dtype"), facts.get("quantization"), facts.get("threads")
     return Environment(
         device=str(facts.get("device") or "local"),
