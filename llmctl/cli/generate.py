@@ -99,7 +99,6 @@ def generate(
     # Imported here, not at the top: they pull in pydantic, which `llmctl --help` must not pay for.
     from llmctl.providers.registry import resolve
     from llmctl.services.attachments import images_of, read_attachment, with_attachments
-    from llmctl.services.bench.run import with_load_overrides
     from llmctl.services.calls import Call
     from llmctl.services.chat.conversation import new_conversation_id
     from llmctl.services.generation import build_messages, compose_prompt, read_stdin, resolve_params
@@ -142,7 +141,11 @@ def generate(
             show_usage=show_usage,
         )
         return
-    resolved = with_load_overrides(resolve(model, settings), None, None, compile=compile_)
+    resolved = resolve(model, settings)
+    if compile_:
+        from llmctl.services.bench.run import with_load_overrides
+
+        resolved = with_load_overrides(resolved, None, None, compile=True)
     # A compiled model lives in this process: the server's copy is not compiled.
     provider = open_model(resolved, settings, use_server=not no_server and not compile_)
     try:
