@@ -33,6 +33,7 @@ from llmctl.domain import (
 from llmctl.errors import ContextLengthError, MissingDependencyError
 from llmctl.provider_specs import LlamaCppProviderSettings
 from llmctl.providers.base import PromptTokens, ResolvedModel, Uncountable
+from llmctl.providers.hf.kv_cache import common_prefix_length
 from llmctl.providers.hf.provider import DEFAULT_MAX_NEW_TOKENS, LOCAL_DEFAULTS, IncrementalDecoder
 from llmctl.providers.llamacpp import files
 from llmctl.providers.llamacpp.gguf_file import GgufHeader, read_gguf_header
@@ -258,22 +259,13 @@ class LlamaCppProvider:
         keep = 0
         if self._reuse_kv:
             held = llm.input_ids[: llm.n_tokens].tolist()
-            keep = min(_common_prefix(held, input_ids), len(input_ids) - 1)
+            keep = min(common_prefix_length(held, input_ids), len(input_ids) - 1)
         memory = llama_cpp.llama_get_memory(llm.ctx)
         if keep < llm.n_tokens and (memory is None or not llama_cpp.llama_memory_seq_rm(memory, -1, keep, -1)):
             keep = 0  # a cache that cannot be cut (a recurrent model's): start clean
             llm.reset()
         llm.n_tokens = keep
         return keep
-
-
-def _common_prefix(held: Sequence[int], wanted: Sequence[int]) -> int:
-    n = 0
-    for a, b in zip(held, wanted, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 def _sampling(params: GenerationParams, schema: Mapping[str, Any] | None) -> dict[str, Any]:
