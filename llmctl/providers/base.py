@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +26,14 @@ class ResolvedModel:
     # The model's name in the ledger and logs when model_id is not one: the demo's id is a folder
     # inside the installed package, which moves with every install; it is recorded as llmctl/demo.
     recorded_as: str | None = None
+
+    def with_load_options(self, **options: object) -> ResolvedModel:
+        """The same model with these ``ModelSettings`` loading options (those not None) over its configured ones."""
+        update = {key: value for key, value in options.items() if value is not None}
+        if not update:
+            return self
+        base = self.model_settings or ModelSettings(provider=self.provider_name, id=self.model_id)
+        return replace(self, model_settings=base.model_copy(update=update))
 
     @property
     def spec(self) -> ProviderSpec:

@@ -27,10 +27,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from llmctl.config import ModelSettings, Settings
+from llmctl.config import Settings
 from llmctl.errors import UsageError
 from llmctl.provider_specs import DType, Quantization
 from llmctl.providers.base import Provider, ResolvedModel
@@ -199,15 +199,7 @@ def with_load_overrides(
             "as it runs.",
             hint="Pick another of the repo's files instead (-m llamacpp/ORG/REPO:Q4_K_M).",
         )
-    base = resolved.model_settings or ModelSettings(provider=resolved.provider_name, id=resolved.model_id)
-    update: dict[str, Any] = {}
-    if quantize is not None:
-        update["quantization"] = quantize
-    if dtype is not None:
-        update["dtype"] = dtype
-    if compile:
-        update["compile"] = True
-    return replace(resolved, model_settings=base.model_copy(update=update))
+    return resolved.with_load_options(quantization=quantize, dtype=dtype, compile=compile or None)
 
 
 def peak_rss_bytes() -> int | None:

@@ -7,14 +7,13 @@ and the quantization that would fit, instead of swapping the machine to a halt.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmctl.config import ModelSettings, Settings
+from llmctl.config import Settings
 from llmctl.domain import GenerationParams, GenerationRequest, Message, human_bytes
 from llmctl.errors import ProviderError, UsageError
 from llmctl.hub.weights import (
@@ -84,15 +83,7 @@ def with_overrides(
     resolved: ResolvedModel, *, quantize: Quantization | None, dtype: DType | None, device: str | None
 ) -> ResolvedModel:
     """``resolved`` with command-line loading options over its alias and provider settings."""
-    base = resolved.model_settings or ModelSettings(provider=resolved.provider_name, id=resolved.model_id)
-    update: dict[str, Any] = {}
-    if quantize is not None:
-        update["quantization"] = quantize
-    if dtype is not None:
-        update["dtype"] = dtype
-    if device is not None:
-        update["device_map"] = device
-    return dataclasses.replace(resolved, model_settings=base.model_copy(update=update))
+    return resolved.with_load_options(quantization=quantize, dtype=dtype, device_map=device)
 
 
 def _effective(resolved: ResolvedModel) -> tuple[Quantization | None, str, str]:
