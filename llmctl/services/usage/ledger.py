@@ -267,14 +267,9 @@ class UsageLedger:
         sums = ", ".join(f"SUM({f.name})" if f.metadata["since"] <= self._version else "0" for f in _MEASURE_FIELDS)
         try:
             for bucket in buckets:
-                where = ["period = ?", *filters]
-                values: list[Any] = [bucket.period, *params]
-                if bucket.low is not None:
-                    where.append("bucket >= ?")
-                    values.append(bucket.low)
-                if bucket.high is not None:
-                    where.append("bucket < ?")
-                    values.append(bucket.high)
+                bounds, bound_values = _within("bucket", bucket.low, bucket.high)
+                where = ["period = ?", *filters, *bounds]
+                values: list[Any] = [bucket.period, *params, *bound_values]
                 key = "bucket" if by == "day" else _MODEL_KEY if by == "model" else by
                 sql = f"SELECT {key}, {sums} FROM usage_rollup {_where(where)} GROUP BY {key}"
                 for row in conn.execute(sql, values):
@@ -308,14 +303,9 @@ class UsageLedger:
         *,
         client_key: str | None = None,
     ) -> Iterator[tuple[str, Sequence[Any]]]:
-        where = list(filters)
-        values = list(params)
-        if raw.start is not None:
-            where.append("ts >= ?")
-            values.append(raw.start)
-        if raw.end is not None:
-            where.append("ts < ?")
-            values.append(raw.end)
+        bounds, bound_values = _within("ts", raw.start, raw.end)
+        where = [*filters, *bounds]
+        values = [*params, *bound_values]
         keys = {"day": "CAST(ts / 86400 AS INTEGER)", "model": _MODEL_KEY, "client": client_key or _CLIENT_KEY}
         key = keys.get(by, by)
         sql = f"SELECT {key}, {_RAW_MEASURES} FROM calls {_where(where)} GROUP BY {key}"
@@ -356,6 +346,12 @@ class UsageLedger:
             return int(self._connect().execute("SELECT COUNT(*) FROM calls").fetchone()[0])
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}", cause_of(exc)) from exc
+
+
+def _within(column: str, low: float | None, high: float | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their values) for ``low <= column < high``; an open end adds none."""
+    bounds = [(f"{column} >= ?", low), (f"{column} < ?", high)]
+    return [sql for sql, value in bounds if value is not None], [value for _, value in bounds if value is not None]
 
 
 def _where(conditions: list[str]) -> str:
