@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from llmctl.config import DEMO_MODEL_ALIAS, ModelSettings, Settings
 from llmctl.errors import MissingDependencyError, ModelNotFoundError
@@ -182,17 +183,21 @@ def load_factory(kind: str, adapters: Mapping[str, str] = ADAPTERS) -> ProviderF
     target = adapters.get(kind)
     if target is None:
         raise ModelNotFoundError(f"No adapter for provider kind {kind!r}.")
-    module_name, _, class_name = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        factory: ProviderFactory = import_target(target)
     except ImportError as exc:
         extra = SPECS[kind].extra if kind in SPECS else kind
         raise MissingDependencyError(
             f"The {kind} provider needs packages that are not installed ({exc.name or exc}).",
             hint=f"Install them with: pip install 'llmctl[{extra}]'",
         ) from exc
-    factory: ProviderFactory = getattr(module, class_name)
     return factory
+
+
+def import_target(target: str) -> Any:
+    """What a ``"module:name"`` in a spec row names, importing the module now (ImportError if it cannot be)."""
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def open_provider(resolved: ResolvedModel, adapters: Mapping[str, str] = ADAPTERS) -> Provider:

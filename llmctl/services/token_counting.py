@@ -17,13 +17,13 @@ Estimates use the o200k_base encoding as a proxy for a tokenizer nobody ships.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmctl.domain import CountSource, Message
 from llmctl.providers.base import PromptTokens, ResolvedModel, Uncountable
 from llmctl.providers.hosted.openai_tokens import PROXY_ENCODING, chat_tokens
+from llmctl.providers.registry import import_target
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,8 @@ def _counted_by_backend(resolved: ResolvedModel, messages: Sequence[Message]) ->
     target = resolved.spec.prompt_counter
     if target is None:
         return Uncountable(f"{resolved.spec.label} cannot count tokens")
-    module_name, _, function_name = target.partition(":")
     try:
-        counter = getattr(importlib.import_module(module_name), function_name)
+        counter = import_target(target)
     except ImportError as exc:
         return Uncountable(f"{exc.name or exc} is not installed (pip install 'llmctl[{resolved.spec.extra}]')")
     counted: PromptTokens | Uncountable = counter(resolved, messages)
